@@ -1,0 +1,68 @@
+"""fgr-retriever: ColBERT retrieval that also tells you which words answer the query.
+
+>>> from fgr_retriever import FGRRetriever
+>>> retriever = FGRRetriever()                      # bundled default model, offline
+>>> retriever.add_documents(["Cashmere should be washed by hand in cold water."], ids=["care"])
+['care']
+>>> result = retriever.search("how do I wash cashmere", k=1)[0]
+>>> result.id, result.text[result.spans[0].start:result.spans[0].end] == result.spans[0].text
+('care', True)
+"""
+
+from __future__ import annotations
+
+from .config import FGRConfig
+from .errors import (
+    DocumentNotFoundError,
+    DuplicateIdError,
+    FGRError,
+    IndexCorruptedError,
+    IndexNotFoundError,
+    IndexStoreError,
+    InvalidInputError,
+    ModelLoadError,
+    ModelMismatchError,
+)
+from .evidence import evidence_text
+from .filters import compile_filter
+from .index import EmbeddedIndex, Index
+from .model import FGRColBERT, QueryEncoding, TextEncoding
+from .rendering import render_ansi, render_html, render_markdown
+from .retriever import FGRRetriever
+from .types import Document, SearchResult, Span, TokenScore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    # model
+    "FGRColBERT",
+    "FGRConfig",
+    "QueryEncoding",
+    "TextEncoding",
+    # retrieval
+    "FGRRetriever",
+    "Index",
+    "EmbeddedIndex",
+    "compile_filter",
+    # results
+    "Document",
+    "SearchResult",
+    "Span",
+    "TokenScore",
+    # evidence and rendering
+    "evidence_text",
+    "render_ansi",
+    "render_html",
+    "render_markdown",
+    # errors
+    "FGRError",
+    "InvalidInputError",
+    "ModelLoadError",
+    "ModelMismatchError",
+    "IndexStoreError",
+    "IndexNotFoundError",
+    "IndexCorruptedError",
+    "DocumentNotFoundError",
+    "DuplicateIdError",
+]

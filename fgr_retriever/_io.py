@@ -1,0 +1,101 @@
+"""Atomic file and directory writes, safe reads."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import FGRError
+
+__all__ = ["atomic_directory", "atomic_write_text", "sha256_file", "read_json"]
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_directory(target: Path, *, marker: str) -> Iterator[Path]:
+    """Yield a fresh temporary directory next to ``target``; on success it replaces ``target``.
+
+    ``target`` may be missing, empty, or a directory we wrote before (it holds ``marker``). Any
+    other existing directory is refused, so saving never deletes a user's unrelated files. If the
+    body raises, ``target`` is left exactly as it was.
+    """
+    target = Path(target)
+    if target.exists():
+        if not target.is_dir():
+            raise FGRError(f"{target} exists and is not a directory")
+        if any(target.iterdir()) and not (target / marker).exists():
+            raise FGRError(f"{target} is a non-empty directory that fgr-retriever did not write "
+                           f"(no {marker}); refusing to replace it. Choose another path.")
+    parent = target.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
+    try:
+        yield tmp
+        for f in tmp.rglob("*"):
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        if target.exists():
+            old = parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(target, old)
+            try:
+                os.rename(tmp, target)
+            except BaseException:
+                os.rename(old, target)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+        _fsync_dir(parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.absolute().parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_json(path: Path, error: type[Exception], what: str) -> Any:
+    """Read a JSON file, turning every failure into ``error`` with a message naming the file."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        raise error(f"{what}: {path} is missing") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{what}: {path} is not valid UTF-8 JSON ({exc})") from None

@@ -1,0 +1,52 @@
+"""The contract every index backend fulfils, so the retriever does not care where vectors live."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Sequence, runtime_checkable
+
+import torch
+
+from ..filters import MetadataFilter
+from ..model import QueryEncoding, TextEncoding
+from ..types import Document
+
+__all__ = ["Index", "IndexHit", "StoredTokens"]
+
+
+@dataclass(frozen=True)
+class IndexHit:
+    id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class StoredTokens:
+    """What highlighting needs of one stored document: its token vectors and character offsets."""
+
+    vectors: torch.Tensor  # [T, dim]
+    offsets: torch.Tensor  # [T, 2] int32, -1 for special tokens
+    relevance_vectors: torch.Tensor | None = None
+
+
+@runtime_checkable
+class Index(Protocol):
+    """A store of documents and their token vectors that answers exact or approximate MaxSim.
+
+    Implementations upsert by id, keep documents and metadata next to the vectors, and persist
+    to a directory. ``search`` returns hits best first; ``tokens`` serves highlighting of hits.
+    """
+
+    backend: str
+    dim: int
+
+    def __len__(self) -> int: ...
+    def __contains__(self, doc_id: object) -> bool: ...
+    def ids(self) -> list[str]: ...
+    def add(self, documents: Sequence[Document], encodings: Sequence[TextEncoding]) -> None: ...
+    def delete(self, ids: Sequence[str]) -> None: ...
+    def get(self, ids: Sequence[str]) -> list[Document]: ...
+    def tokens(self, doc_id: str) -> StoredTokens: ...
+    def search(self, query: QueryEncoding, k: int, *, filter: MetadataFilter | None = None) -> list[IndexHit]: ...
+    def save(self, directory: Path) -> list[str]: ...

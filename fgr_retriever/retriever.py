@@ -1,0 +1,344 @@
+"""``FGRRetriever``: add documents, search them, and get the words that answer the query."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ._io import atomic_directory, atomic_write_text, read_json, sha256_file
+from .errors import (
+    DuplicateIdError,
+    IndexCorruptedError,
+    IndexNotFoundError,
+    InvalidInputError,
+    ModelMismatchError,
+)
+from .evidence import evidence_text
+from .filters import MetadataFilter, compile_filter
+from .highlighting import combine_windows, spans_from_tokens
+from .index import EmbeddedIndex, Index
+from .model import FGRColBERT, QueryEncoding
+from .scoring import window_maxsim
+from .types import Document, SearchResult, Span
+
+__all__ = ["FGRRetriever", "DocumentInput"]
+
+DocumentInput = str | Document | Mapping[str, Any]
+MANIFEST = "index.json"
+INDEX_FORMAT = "fgr-retriever-index"
+INDEX_VERSION = 1
+
+
+def _check_query(query: object) -> str:
+    if not isinstance(query, str):
+        raise InvalidInputError(f"query must be str, got {type(query).__name__}")
+    if not query.strip():
+        raise InvalidInputError("query is empty")
+    return query
+
+
+def _check_k(k: object, *, allow_none: bool = False) -> int | None:
+    if k is None and allow_none:
+        return None
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InvalidInputError(f"k must be a positive int, got {k!r}")
+    return k
+
+
+class FGRRetriever:
+    """Index documents with :class:`FGRColBERT` and search them with evidence highlighting.
+
+    Args:
+        model: the encoder; defaults to the bundled default model (offline).
+        index: an :class:`~fgr_retriever.index.Index` backend; defaults to an empty
+            :class:`~fgr_retriever.index.EmbeddedIndex` in ``storage_dtype``.
+        storage_dtype: vector storage type of the default index.
+        batch_size: documents encoded per forward pass.
+        context_words: words of context around each span in ``SearchResult.evidence``.
+        evidence_max_tokens: optional budget for ``SearchResult.evidence`` (whitespace words).
+        max_document_chars: longer texts are refused; split them before indexing.
+        show_progress_bar: progress bar while encoding (``None``: only for large batches).
+
+    >>> from fgr_retriever import FGRRetriever
+    >>> retriever = FGRRetriever()
+    >>> retriever.add_documents(["Returns are accepted within 30 days of delivery.",
+    ...                          "Silk scarves should be dry-cleaned only."], ids=["returns", "silk"])
+    ['returns', 'silk']
+    >>> best = retriever.search("How many days do I have to send something back?", k=1)[0]
+    >>> best.id
+    'returns'
+    """
+
+    def __init__(self, *, model: FGRColBERT | None = None, index: Index | None = None,
+                 storage_dtype: str = "bfloat16", batch_size: int = 32, context_words: int = 3,
+                 evidence_max_tokens: int | None = None, max_document_chars: int = 2_000_000,
+                 show_progress_bar: bool | None = None) -> None:
+        if model is not None and not isinstance(model, FGRColBERT):
+            raise InvalidInputError(f"model must be an FGRColBERT, got {type(model).__name__}")
+        self.model = model if model is not None else FGRColBERT.from_pretrained()
+        rel_dim = self._relevance_dim(self.model)
+        if index is None:
+            index = EmbeddedIndex(dim=self.model.dim, relevance_dim=rel_dim, dtype=storage_dtype)
+        elif index.dim != self.model.dim:
+            raise ModelMismatchError(f"index dim {index.dim} != model dim {self.model.dim}")
+        self.index = index
+        self.batch_size = batch_size
+        self.context_words = context_words
+        self.evidence_max_tokens = evidence_max_tokens
+        self.max_document_chars = max_document_chars
+        self.show_progress_bar = show_progress_bar
+
+    @staticmethod
+    def _relevance_dim(model: FGRColBERT) -> int | None:
+        mode = model.config.relevance_mode
+        if mode == "projection":
+            return model.config.relevance_dim
+        if mode == "residual_ffn":
+            return model.config.dim
+        return None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self.index
+
+    # --------------------------------------------------------------- documents
+    def _normalise(self, documents: Sequence[DocumentInput], ids: Sequence[str] | None,
+                   metadata: Sequence[Mapping[str, Any] | None] | None) -> list[Document]:
+        if isinstance(documents, (str, bytes, Mapping, Document)):
+            raise InvalidInputError("documents must be a list (wrap a single document in [...])")
+        documents = list(documents)
+        if ids is not None:
+            ids = list(ids)
+            if len(ids) != len(documents):
+                raise InvalidInputError(f"{len(ids)} ids for {len(documents)} documents")
+        if metadata is not None:
+            metadata = list(metadata)
+            if len(metadata) != len(documents):
+                raise InvalidInputError(f"{len(metadata)} metadata entries for {len(documents)} documents")
+        out: list[Document] = []
+        for i, doc in enumerate(documents):
+            if isinstance(doc, Document):
+                text, doc_id, meta = doc.text, doc.id, dict(doc.metadata)
+            elif isinstance(doc, Mapping):
+                if "text" not in doc:
+                    raise InvalidInputError(f"document {i} has no 'text' field")
+                text, doc_id = doc["text"], doc.get("id")
+                meta = dict(doc.get("metadata") or {})
+                if doc.get("title") is not None:
+                    meta.setdefault("title", doc["title"])
+            elif isinstance(doc, str):
+                text, doc_id, meta = doc, None, {}
+            else:
+                raise InvalidInputError(f"document {i} must be str, Document or mapping, got {type(doc).__name__}")
+            if not isinstance(text, str):
+                raise InvalidInputError(f"document {i} text must be str, got {type(text).__name__}")
+            if not text.strip():
+                raise InvalidInputError(f"document {i} is empty")
+            if len(text) > self.max_document_chars:
+                raise InvalidInputError(f"document {i} has {len(text):,} characters, over max_document_chars="
+                                        f"{self.max_document_chars:,}; split it into smaller documents")
+            if ids is not None:
+                doc_id = ids[i]
+            if doc_id is None:
+                doc_id = uuid.uuid4().hex
+            if not isinstance(doc_id, str) or not doc_id:
+                raise InvalidInputError(f"document {i} id must be a non-empty string, got {doc_id!r}")
+            if metadata is not None and metadata[i] is not None:
+                if not isinstance(metadata[i], Mapping):
+                    raise InvalidInputError(f"metadata {i} must be a mapping")
+                meta.update(metadata[i])
+            try:
+                json.dumps(meta, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(f"metadata of document {i} is not JSON-serialisable: {exc}") from None
+            out.append(Document(id=doc_id, text=text, metadata=meta))
+        seen: set[str] = set()
+        dups = sorted({d.id for d in out if d.id in seen or seen.add(d.id)})  # type: ignore[func-returns-value]
+        if dups:
+            raise DuplicateIdError(f"duplicate id(s) in one call: {dups[:5]}")
+        return out
+
+    def add_documents(self, documents: Sequence[DocumentInput], *, ids: Sequence[str] | None = None,
+                      metadata: Sequence[Mapping[str, Any] | None] | None = None) -> list[str]:
+        """Encode and store documents; an id that is already stored is replaced (upsert).
+
+        ``documents`` items are strings, :class:`Document` objects or mappings with ``text`` and
+        optional ``id``, ``metadata`` and ``title``. Everything is validated and encoded before
+        the index changes, so a bad item leaves the index untouched. Returns the ids.
+        """
+        docs = self._normalise(documents, ids, metadata)
+        if not docs:
+            return []
+        progress = self.show_progress_bar if self.show_progress_bar is not None else len(docs) >= 256
+        encodings = self.model.encode_documents([d.text for d in docs], batch_size=self.batch_size,
+                                                show_progress_bar=progress)
+        self.index.add(docs, encodings)
+        return [d.id for d in docs]
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete documents by id; unknown ids raise :class:`DocumentNotFoundError`, deleting nothing."""
+        if isinstance(ids, str):
+            ids = [ids]
+        self.index.delete(list(ids))
+
+    def get(self, ids: Sequence[str]) -> list[Document]:
+        return self.index.get(list(ids))
+
+    # ------------------------------------------------------------------ search
+    def _spans(self, query: QueryEncoding, text: str, vectors: torch.Tensor, offsets: torch.Tensor,
+               relevance_vectors: torch.Tensor | None, threshold: float) -> list[Span]:
+        probs = self.model.token_probabilities(query, vectors, relevance_vectors)
+        offs, merged = combine_windows([(offsets.numpy(), probs.numpy())])
+        return spans_from_tokens(text, offs, merged, threshold=threshold)
+
+    def _result(self, doc: Document, score: float, rank: int, spans: list[Span]) -> SearchResult:
+        evidence = evidence_text(doc.text, spans, context_words=self.context_words,
+                                 max_tokens=self.evidence_max_tokens) if spans else ""
+        return SearchResult(id=doc.id, text=doc.text, score=score, rank=rank, metadata=doc.metadata,
+                            spans=tuple(spans), evidence=evidence)
+
+    def _search_encoded(self, q: QueryEncoding, k: int, filter: MetadataFilter | None, highlight: bool,
+                        threshold: float) -> list[SearchResult]:
+        hits = self.index.search(q, k, filter=filter)
+        docs = self.index.get([h.id for h in hits])
+        results = []
+        for rank, (hit, doc) in enumerate(zip(hits, docs), 1):
+            spans: list[Span] = []
+            if highlight:
+                toks = self.index.tokens(hit.id)
+                spans = self._spans(q, doc.text, toks.vectors, toks.offsets, toks.relevance_vectors, threshold)
+            results.append(self._result(doc, hit.score, rank, spans))
+        return results
+
+    def search(self, query: str, *, k: int = 10, filter: MetadataFilter | None = None, highlight: bool = True,
+               threshold: float | None = None) -> list[SearchResult]:
+        """The ``k`` best documents for ``query``, best first, with evidence spans.
+
+        ``filter`` restricts results by metadata (see :mod:`fgr_retriever.filters`). With
+        ``highlight=False`` the ranking is identical and ``spans``/``evidence`` are empty.
+        Token probabilities come from the stored vectors of the hits and the query vectors
+        already computed for ranking: no second encoder pass.
+        """
+        return self.search_batch([query], k=k, filter=filter, highlight=highlight, threshold=threshold)[0]
+
+    def search_batch(self, queries: Sequence[str], *, k: int = 10, filter: MetadataFilter | None = None,
+                     highlight: bool = True, threshold: float | None = None) -> list[list[SearchResult]]:
+        """:meth:`search` for several queries, encoding them in one batch."""
+        if isinstance(queries, str):
+            raise InvalidInputError("search_batch takes a list of queries; use search() for one")
+        queries = [_check_query(q) for q in queries]
+        k = _check_k(k)
+        compile_filter(filter)  # validate before any work
+        threshold = self.model._check_threshold(threshold)
+        encoded = self.model.encode_queries(queries) if queries else []
+        return [self._search_encoded(q, k, filter, highlight, threshold) for q in encoded]  # type: ignore[arg-type]
+
+    def rerank(self, query: str, documents: Sequence[DocumentInput], *, k: int | None = None,
+               highlight: bool = True, threshold: float | None = None) -> list[SearchResult]:
+        """Score and highlight documents that come from anywhere (no index needed), best first.
+
+        Documents without an id get their position (``"0"``, ``"1"``, …) as id.
+        """
+        query = _check_query(query)
+        k = _check_k(k, allow_none=True)
+        threshold = self.model._check_threshold(threshold)
+        if isinstance(documents, (str, bytes, Mapping, Document)):
+            raise InvalidInputError("documents must be a list (wrap a single document in [...])")
+        documents = list(documents)
+        ids = [d.id if isinstance(d, Document) else str(d.get("id") or i) if isinstance(d, Mapping) else str(i)
+               for i, d in enumerate(documents)]
+        docs = self._normalise(documents, ids, None)
+        if not docs:
+            return []
+        q = self.model.encode_queries(query)[0]
+        encodings = self.model.encode_documents([d.text for d in docs], batch_size=self.batch_size)
+        scores = [float(window_maxsim(q.vectors.cpu(), enc.vectors, enc.window_starts).max()) for enc in encodings]
+        order = np.argsort(-np.asarray(scores), kind="stable")[: k or len(docs)]
+        results = []
+        for rank, i in enumerate(order, 1):
+            enc = encodings[i]
+            spans = self._spans(q, docs[i].text, enc.vectors, enc.offsets, enc.relevance_vectors, threshold) \
+                if highlight else []
+            results.append(self._result(docs[i], scores[i], rank, spans))
+        return results
+
+    # ------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> Path:
+        """Persist documents, metadata, vectors and the model reference to directory ``path``.
+
+        The write is atomic: a crash leaves the previous index intact. The model's weights are
+        not copied; its name or path and a fingerprint are recorded and checked on load.
+        """
+        path = Path(path)
+        with atomic_directory(path, marker=MANIFEST) as tmp:
+            files = self.index.save(tmp)
+            name = self.model.name_or_path
+            if name is not None and Path(name).expanduser().is_dir():
+                name = str(Path(name).expanduser().resolve())
+            manifest = {
+                "format": INDEX_FORMAT,
+                "version": INDEX_VERSION,
+                "backend": self.index.backend,
+                "documents": len(self.index),
+                "model": {"name_or_path": name, "fingerprint": self.model.fingerprint(), "dim": self.model.dim,
+                          "relevance_mode": self.model.config.relevance_mode},
+                "files": {f: sha256_file(tmp / f) for f in files},
+            }
+            atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        return path
+
+    @staticmethod
+    def read_manifest(path: str | Path) -> dict[str, Any]:
+        path = Path(path)
+        if not path.is_dir() or not (path / MANIFEST).exists():
+            raise IndexNotFoundError(f"no fgr-retriever index at {path} (expected {path / MANIFEST})")
+        manifest = read_json(path / MANIFEST, IndexCorruptedError, "index manifest")
+        if not isinstance(manifest, dict) or manifest.get("format") != INDEX_FORMAT:
+            raise IndexCorruptedError(f"{path / MANIFEST} is not an fgr-retriever index manifest")
+        if manifest.get("version") != INDEX_VERSION:
+            raise IndexCorruptedError(f"{path} is index format version {manifest.get('version')}; "
+                                      f"this fgr-retriever reads version {INDEX_VERSION}")
+        return manifest
+
+    @classmethod
+    def load(cls, path: str | Path, *, model: FGRColBERT | None = None, verify: bool = True,
+             **kwargs: Any) -> FGRRetriever:
+        """Open an index saved by :meth:`save`.
+
+        Without ``model``, the recorded model is loaded (the bundled default when none was
+        recorded). A model whose fingerprint differs from the one that built the index raises
+        :class:`ModelMismatchError`: its vectors would not be comparable. ``verify`` checks the
+        files' SHA-256 sums against the manifest (detects truncated or altered files).
+        """
+        path = Path(path)
+        manifest = cls.read_manifest(path)
+        if manifest.get("backend") != EmbeddedIndex.backend:
+            raise IndexCorruptedError(f"{path} uses backend {manifest.get('backend')!r}; open it with that backend")
+        if verify:
+            for name, digest in (manifest.get("files") or {}).items():
+                if not (path / name).exists():
+                    raise IndexCorruptedError(f"{path / name} is missing")
+                if sha256_file(path / name) != digest:
+                    raise IndexCorruptedError(f"{path / name} does not match its checksum (damaged or altered)")
+        recorded = manifest.get("model") or {}
+        if model is None:
+            model = FGRColBERT.from_pretrained(recorded.get("name_or_path"))
+        if recorded.get("dim") is not None and recorded["dim"] != model.dim:
+            raise ModelMismatchError(f"the index holds {recorded['dim']}-d vectors but the model makes {model.dim}-d ones")
+        if recorded.get("fingerprint") and recorded["fingerprint"] != model.fingerprint():
+            raise ModelMismatchError(
+                f"{path} was built with a different model ({recorded.get('name_or_path') or 'the bundled default'}, "
+                f"fingerprint {recorded['fingerprint'][:12]}…); load it with that model or rebuild the index"
+            )
+        index = EmbeddedIndex.load(path)
+        if len(index) != manifest.get("documents", len(index)):
+            raise IndexCorruptedError(f"{path}: manifest says {manifest.get('documents')} documents, found {len(index)}")
+        return cls(model=model, index=index, **kwargs)
+
