@@ -1,0 +1,135 @@
+"""The command line, run in-process through ``main(argv)`` (exit codes, output, files)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fgr_retriever import cli
+
+
+@pytest.fixture
+def tiny_cli(monkeypatch, tiny_model):
+    """Make every CLI model load return the tiny model, so CLI tests stay fast."""
+    monkeypatch.setattr(cli, "_load_model", lambda name: tiny_model)
+    from fgr_retriever import FGRColBERT
+
+    monkeypatch.setattr(FGRColBERT, "from_pretrained", classmethod(lambda cls, *a, **k: tiny_model))
+    return tiny_model
+
+
+def write_corpus(tmp_path):
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "care.txt").write_text("Suede should be brushed with a crepe brush and kept away from rain.", encoding="utf-8")
+    (root / "notes.md").write_text("# Returns\nReturns are accepted within 30 days of delivery.", encoding="utf-8")
+    with open(root / "faq.jsonl", "w", encoding="utf-8") as fh:
+        fh.write(json.dumps({"id": "ship", "title": "Shipping", "text": "Orders ship from Orléans in 2 days.",
+                             "metadata": {"category": "policy"}}) + "\n")
+        fh.write(json.dumps({"text": "Gold jewellery is 18 karat.", "metadata": {"category": "material"}}) + "\n")
+    return root
+
+
+def test_index_search_json_roundtrip(tmp_path, tiny_cli, capsys):
+    root = write_corpus(tmp_path)
+    out = tmp_path / "idx"
+    assert cli.main(["index", str(root), "--out", str(out), "--quiet"]) == 0
+    assert "indexed 4 documents" in capsys.readouterr().out
+    assert (out / "index.json").exists()
+
+    assert cli.main(["search", str(out), "where do orders ship from", "-k", "2", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert len(results) == 2
+    assert {"id", "text", "score", "spans", "evidence", "metadata", "rank"} <= set(results[0])
+    ids = {r["id"] for r in results}
+    assert ids <= {"care.txt", "notes.md", "ship", "faq.jsonl:2"}
+
+    assert cli.main(["search", str(out), "karat", "--json", "--filter", '{"category": "policy"}']) == 0
+    filtered = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in filtered] == ["ship"]
+
+
+def test_index_refuses_to_clobber_then_appends(tmp_path, tiny_cli, capsys):
+    root = write_corpus(tmp_path)
+    out = tmp_path / "idx"
+    assert cli.main(["index", str(root / "care.txt"), "--out", str(out), "--quiet"]) == 0
+    assert cli.main(["index", str(root / "notes.md"), "--out", str(out), "--quiet"]) == 1
+    assert "--append" in capsys.readouterr().err
+    assert cli.main(["index", str(root / "notes.md"), "--out", str(out), "--quiet", "--append"]) == 0
+    assert "now holds 2" in capsys.readouterr().out
+
+
+def test_index_non_utf8_file_fails_and_writes_nothing(tmp_path, tiny_cli, capsys):
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("café crème".encode("latin-1"))
+    out = tmp_path / "idx"
+    assert cli.main(["index", str(bad), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "not UTF-8" in err and "latin1.txt" in err
+    assert not out.exists()
+
+
+def test_index_bad_jsonl_line_is_reported(tmp_path, tiny_cli, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"no_text": 1}\n', encoding="utf-8")
+    assert cli.main(["index", str(bad), "--out", str(tmp_path / "idx")]) == 1
+    assert "bad.jsonl:2" in capsys.readouterr().err
+
+
+def test_search_missing_index_exit_code(tmp_path, tiny_cli, capsys):
+    assert cli.main(["search", str(tmp_path / "nope"), "query"]) == 1
+    assert "no fgr-retriever index" in capsys.readouterr().err
+
+
+def test_search_bad_filter_json(tmp_path, tiny_cli, capsys):
+    root = write_corpus(tmp_path)
+    out = tmp_path / "idx"
+    cli.main(["index", str(root), "--out", str(out), "--quiet"])
+    capsys.readouterr()
+    assert cli.main(["search", str(out), "q", "--filter", "{not json"]) == 1
+    assert "--filter" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["search"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["search", "idx", "q", "-k", "0"])
+    assert exc.value.code == 2
+
+
+def test_highlight_text_and_file_formats(tmp_path, tiny_cli, capsys):
+    text = "Tom <b> & Jerry: the warranty lasts five years."
+    assert cli.main(["highlight", "warranty", text, "--json", "--threshold", "0"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["spans"] and all(text[s["start"]:s["end"]] == s["text"] for s in payload["spans"])
+
+    f = tmp_path / "t.txt"
+    f.write_text(text, encoding="utf-8")
+    assert cli.main(["highlight", "warranty", str(f), "--format", "html", "--threshold", "0"]) == 0
+    html_out = capsys.readouterr().out
+    assert "<mark" in html_out and "&lt;b&gt;" in html_out and "<b>" not in html_out
+
+    assert cli.main(["highlight", "warranty", text, "--color", "never", "--threshold", "0"]) == 0
+    plain = capsys.readouterr().out
+    assert "[[" in plain and "\x1b[" not in plain
+    assert cli.main(["highlight", "warranty", text, "--color", "always", "--threshold", "0"]) == 0
+    assert "\x1b[" in capsys.readouterr().out
+
+
+def test_highlight_empty_query_is_an_error(tiny_cli, capsys):
+    assert cli.main(["highlight", "  ", "some text"]) == 1
+    assert "query" in capsys.readouterr().err
+
+
+def test_demo_runs_on_custom_kb(tmp_path, tiny_cli, capsys):
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text("\n".join(json.dumps({"id": f"d{i}", "text": f"Document number {i} about topic {i}."})
+                            for i in range(5)), encoding="utf-8")
+    q = tmp_path / "q.json"
+    q.write_text(json.dumps([{"question": "topic 3", "expected_id": "d3"}]), encoding="utf-8")
+    assert cli.main(["demo", "--kb", str(kb), "--questions", str(q), "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    assert "Indexed 5 documents" in out and "Q: topic 3" in out and "questions answered" in out

@@ -1,0 +1,96 @@
+"""Integration tests with the real bundled default model (offline, a few seconds each)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from fgr_retriever import FGRColBERT, FGRRetriever, ModelMismatchError
+from fgr_retriever import cli
+from fgr_retriever.documents_io import read_documents
+
+pytestmark = pytest.mark.integration
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_default_model_is_offline_and_configured(default_model):
+    assert default_model.dim == 384
+    assert default_model.name_or_path is None
+    assert default_model.config.query_marker == "[unused0]"
+    assert 0.0 < default_model.threshold < 1.0
+    # identity projection: no random layer on top of MiniLM
+    assert torch.equal(default_model.projection.weight, torch.eye(384))
+
+
+def test_default_model_ranks_and_highlights_the_answer(default_model):
+    text = ("The boutique opens at ten. Our watches carry a five-year warranty covering the movement. "
+            "Gift wrapping is free for every order.")
+    scores = default_model.score("How long is the watch warranty?",
+                                 [text, "Cashmere is combed from goats in spring."])
+    assert scores[0] > scores[1]
+    scores_by_piece = default_model.token_scores("How long is the watch warranty?", text)
+    words: dict[str, float] = {}
+    for t in scores_by_piece:  # pool pieces ("warrant" + "y") into whitespace words
+        word = next(m.group() for m in re.finditer(r"\w+", text) if m.start() <= t.start < m.end()).lower()
+        words[word] = max(words.get(word, 0.0), t.score)
+    assert words["warranty"] > words["gift"]
+    assert words["watches"] > words["boutique"]
+    spans = default_model.highlight("How long is the watch warranty?", text)
+    assert spans and all(text[s.start:s.end] == s.text for s in spans)
+    assert any("warranty" in s.text for s in spans)
+
+
+def test_demo_knowledge_base_retrieval(default_model):
+    questions = json.loads((EXAMPLES / "demo_questions.json").read_text(encoding="utf-8"))
+    retriever = FGRRetriever(model=default_model)
+    retriever.add_documents(read_documents([EXAMPLES / "knowledge_base.jsonl"]))
+    assert len(retriever) >= 50
+    for item in questions:
+        results = retriever.search(item["question"], k=5)
+        assert item["expected_id"] in [r.id for r in results], item["question"]
+        for r in results:
+            assert all(r.text[s.start:s.end] == s.text for s in r.spans)
+    off = retriever.search(questions[0]["question"], k=5, highlight=False)
+    on = retriever.search(questions[0]["question"], k=5)
+    assert [r.id for r in off] == [r.id for r in on]
+
+
+def test_default_model_save_load_identical(tmp_path, default_model):
+    out = default_model.save_pretrained(tmp_path / "model")
+    again = FGRColBERT.from_pretrained(out)
+    texts = ["Dry clean silk only.", "Returns within 30 days."]
+    a = default_model.encode_documents(texts)
+    b = again.encode_documents(texts)
+    for x, y in zip(a, b):
+        assert torch.equal(x.vectors, y.vectors) and torch.equal(x.offsets, y.offsets)
+    assert again.fingerprint() == default_model.fingerprint()
+    assert again.config == default_model.config
+
+
+def test_index_built_with_default_rejects_other_model(tmp_path, default_model, tiny_model):
+    r = FGRRetriever(model=default_model)
+    r.add_documents(["Leather needs conditioning twice a year."], ids=["leather"])
+    r.save(tmp_path / "idx")
+    assert [x.id for x in FGRRetriever.load(tmp_path / "idx").search("leather care", k=1)] == ["leather"]
+    with pytest.raises(ModelMismatchError):
+        FGRRetriever.load(tmp_path / "idx", model=tiny_model)
+
+
+def test_cli_demo_end_to_end(capsys):
+    assert cli.main(["demo", "--color", "never", "-k", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "Indexed" in out and out.count("Q: ") >= 5
+    assert "[[" in out  # highlighted evidence is shown
+
+
+def test_human_annotated_spans_smoke(shared_data, default_model):
+    """Highlights of real MS MARCO passages are valid spans of the original strings."""
+    records = [json.loads(line) for line in (shared_data / "highlight" / "msmarco-human-dev.jsonl")
+               .read_text(encoding="utf-8").splitlines()[:10]]
+    for rec in records:
+        spans = default_model.highlight(rec["query"], rec["passage"])
+        assert all(rec["passage"][s.start:s.end] == s.text and 0.0 <= s.score <= 1.0 for s in spans)
