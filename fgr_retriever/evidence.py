@@ -27,10 +27,10 @@ def evidence_text(text: str, spans: Sequence[Span], *, context_words: int = 0, m
     merged, and pieces are joined in document order with ``separator``; a leading or trailing
     ``…`` shows that the text goes on. With ``max_tokens``, the highest-scoring pieces are kept
     until the budget (counted by ``token_counter``) is spent; a single piece longer than the
-    budget is cut to its first ``max_tokens`` words.
+    budget is cut to its longest prefix of whole words that fits.
 
     >>> text = "The bag is calfskin. It ships in a dust bag. Returns are free within 30 days."
-    >>> evidence_text(text, [Span(start=60, end=76, text="within 30 days.", score=0.9)], context_words=2)
+    >>> evidence_text(text, [Span(start=62, end=77, text="within 30 days.", score=0.9)], context_words=2)
     '… are free within 30 days.'
     """
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
@@ -60,16 +60,22 @@ def evidence_text(text: str, spans: Sequence[Span], *, context_words: int = 0, m
     if max_tokens is not None:
         chosen, used = [], 0
         for i in sorted(range(len(pieces)), key=lambda i: -pieces[i][2]):
-            cost = token_counter(text[int(pieces[i][0]):int(pieces[i][1])])
+            s, e = int(pieces[i][0]), int(pieces[i][1])
+            cost = token_counter(text[s:e])
             if used + cost <= max_tokens:
                 chosen.append(i)
                 used += cost
-        if not chosen:  # the best piece alone is over budget: keep its beginning
-            best = max(range(len(pieces)), key=lambda i: pieces[i][2])
-            s, e = int(pieces[best][0]), int(pieces[best][1])
-            inner = [m for m in _WORD.finditer(text, s, e)][:max_tokens]
-            pieces[best][1] = inner[-1].end() if inner else e
-            chosen = [best]
+            elif not chosen:
+                # the best piece alone is over budget: keep its beginning rather than drop it
+                words_in = list(_WORD.finditer(text, s, e))
+                cut = words_in[0].end() if words_in else e
+                for m in words_in[1:]:
+                    if token_counter(text[s:m.end()]) > max_tokens:
+                        break
+                    cut = m.end()
+                pieces[i][1] = cut
+                chosen.append(i)
+                break
         chosen.sort()
 
     out = []
@@ -78,7 +84,9 @@ def evidence_text(text: str, spans: Sequence[Span], *, context_words: int = 0, m
         if n == 0 and text[:s].strip():
             out.append(separator.lstrip())
         elif n > 0:
-            out.append(separator)
+            prev_end = int(pieces[chosen[n - 1]][1])
+            # only whitespace between two pieces: nothing was left out, so no ellipsis
+            out.append(" " if not text[prev_end:s].strip() else separator)
         out.append(_SPACE.sub(" ", text[s:e]))
     last_end = int(pieces[chosen[-1]][1])
     if text[last_end:].strip():

@@ -96,6 +96,8 @@ def words_to_spans(text: str, words: Sequence[Word], threshold: float) -> list[S
     def flush() -> None:
         if run:
             start, end = run[0][0], run[-1][1]
+            while end < len(text) and unicodedata.combining(text[end]):
+                end += 1  # keep accents of NFD text with their letter
             score = sum(w[2] for w in run) / len(run)
             spans.append(Span(start=start, end=end, text=text[start:end], score=round(score, 6)))
 

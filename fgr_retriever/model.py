@@ -139,8 +139,10 @@ class FGRColBERT(nn.Module):
             cfg.pop("threshold")  # the threshold changes spans, not vectors
             h.update(json.dumps(cfg, sort_keys=True).encode())
             for name, tensor in sorted(self.state_dict().items()):
-                if name.startswith("relevance."):
-                    continue  # the head does not change stored vectors either
+                if name.startswith("relevance.") or ".pooler." in f".{name}":
+                    # the head does not change stored vectors, and neither does BERT's pooler
+                    # (which transformers initialises randomly when a checkpoint has none)
+                    continue
                 h.update(name.encode())
                 h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
             self._fingerprint = (version, h.hexdigest())
@@ -202,6 +204,8 @@ class FGRColBERT(nn.Module):
         Vectors come back on the CPU in float32.
         """
         texts = check_texts(texts, what="text")
+        if not texts:
+            return []
         pieces = self.tokenizer.pieces(texts)
         items = [(t, w) for t, p in enumerate(pieces) for w in range(len(p.windows))]
         size = [pieces[t].windows[w][1] - pieces[t].windows[w][0] for t, w in items]
@@ -276,6 +280,8 @@ class FGRColBERT(nn.Module):
     def token_scores(self, query: str, text: str) -> list[TokenScore]:
         """Per-wordpiece relevance probabilities with character offsets (punctuation excluded
         when ``mask_punctuation`` is on), for evaluation curves and custom decoders."""
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInputError("query must be a non-empty string")
         if not isinstance(text, str):
             raise InvalidInputError(f"text must be str, got {type(text).__name__}")
         if not text.strip():
@@ -298,6 +304,8 @@ class FGRColBERT(nn.Module):
         are kept, and consecutive kept words merge into one :class:`Span` with character offsets
         into the original string.
         """
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInputError("query must be a non-empty string")
         single = isinstance(text, str)
         texts = check_texts(text, what="text")
         threshold = self._check_threshold(threshold)
@@ -307,8 +315,6 @@ class FGRColBERT(nn.Module):
             subset = [texts[i] for i in todo]
             for i, (t, offsets, probs) in zip(todo, self._token_level(query, subset, batch_size)):
                 out[i] = spans_from_tokens(t, offsets, probs, threshold=threshold, pooling=pooling)
-        elif not isinstance(query, str) or not query.strip():
-            raise InvalidInputError("query must be a non-empty string")
         return out[0] if single else out
 
     def _check_threshold(self, threshold: float | None) -> float:

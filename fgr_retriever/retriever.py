@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from pathlib import Path
@@ -159,8 +160,10 @@ class FGRRetriever:
             except (TypeError, ValueError) as exc:
                 raise InvalidInputError(f"metadata of document {i} is not JSON-serialisable: {exc}") from None
             out.append(Document(id=doc_id, text=text, metadata=meta))
-        seen: set[str] = set()
-        dups = sorted({d.id for d in out if d.id in seen or seen.add(d.id)})  # type: ignore[func-returns-value]
+        counts: dict[str, int] = {}
+        for d in out:
+            counts[d.id] = counts.get(d.id, 0) + 1
+        dups = sorted(i for i, n in counts.items() if n > 1)
         if dups:
             raise DuplicateIdError(f"duplicate id(s) in one call: {dups[:5]}")
         return out
@@ -201,7 +204,7 @@ class FGRRetriever:
     def _result(self, doc: Document, score: float, rank: int, spans: list[Span]) -> SearchResult:
         evidence = evidence_text(doc.text, spans, context_words=self.context_words,
                                  max_tokens=self.evidence_max_tokens) if spans else ""
-        return SearchResult(id=doc.id, text=doc.text, score=score, rank=rank, metadata=doc.metadata,
+        return SearchResult(id=doc.id, text=doc.text, score=score, rank=rank, metadata=copy.deepcopy(dict(doc.metadata)),
                             spans=tuple(spans), evidence=evidence)
 
     def _search_encoded(self, q: QueryEncoding, k: int, filter: MetadataFilter | None, highlight: bool,
@@ -302,6 +305,8 @@ class FGRRetriever:
         manifest = read_json(path / MANIFEST, IndexCorruptedError, "index manifest")
         if not isinstance(manifest, dict) or manifest.get("format") != INDEX_FORMAT:
             raise IndexCorruptedError(f"{path / MANIFEST} is not an fgr-retriever index manifest")
+        if not isinstance(manifest.get("files", {}), dict) or not isinstance(manifest.get("model", {}), dict):
+            raise IndexCorruptedError(f"{path / MANIFEST} is damaged: 'files' and 'model' must be objects")
         if manifest.get("version") != INDEX_VERSION:
             raise IndexCorruptedError(f"{path} is index format version {manifest.get('version')}; "
                                       f"this fgr-retriever reads version {INDEX_VERSION}")

@@ -93,9 +93,6 @@ class TestEncodeDocuments:
         assert len(enc.window_lengths) > 3
         assert enc.vectors.shape == (sum(enc.window_lengths), tiny_model.dim)
 
-    @pytest.mark.xfail(reason="BUG: encode_documents([]) raises a raw IndexError from the Hugging Face tokenizer "
-                              "(tokenizer.pieces([]) calls it with an empty batch) instead of returning []; "
-                              "model.score(query, []) fails the same way", strict=True)
     def test_empty_list(self, tiny_model):
         assert tiny_model.encode_documents([]) == []
         assert tiny_model.score("query", []) == []

@@ -377,16 +377,10 @@ class TestHighlight:
         with pytest.raises(InvalidInputError):
             tiny_model.highlight(query, "some text")
 
-    @pytest.mark.xfail(reason="BUG: highlight() accepts a list of queries and silently uses only the first one "
-                              "(encode_queries(query)[0]) instead of rejecting the non-str query",
-                       strict=True)
     def test_list_query_rejected(self, tiny_model):
         with pytest.raises(InvalidInputError):
             tiny_model.highlight(["first query", "second query"], ["text one", "text two"])
 
-    @pytest.mark.xfail(reason="BUG: spans end at the last wordpiece's offset, which excludes trailing Unicode "
-                              "combining marks (NFD text such as 'cafe\\u0301'): the span splits a grapheme "
-                              "cluster and the accent is left un-highlighted", strict=True)
     def test_threshold_zero_covers_trailing_combining_marks(self, tiny_model):
         text = "un cafe\u0301"
         spans = tiny_model.highlight("coffee", text, threshold=0.0)

@@ -9,7 +9,9 @@ once they pass a quarter of the rows, and always before saving.
 
 from __future__ import annotations
 
+import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -18,7 +20,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..errors import DocumentNotFoundError, IndexCorruptedError, InvalidInputError, ModelMismatchError
+from ..errors import DocumentNotFoundError, DuplicateIdError, IndexCorruptedError, InvalidInputError, ModelMismatchError
 from ..filters import MetadataFilter, compile_filter
 from ..model import QueryEncoding, TextEncoding
 from ..scoring import segment_max
@@ -121,7 +123,9 @@ class EmbeddedIndex:
         missing = [i for i in ids if i not in self._slot_of]
         if missing:
             raise DocumentNotFoundError(missing)
-        return [self._docs[self._slot_of[i]] for i in ids]  # type: ignore[misc]
+        # copies: callers must not be able to change stored metadata (and what filters match)
+        return [replace(self._docs[self._slot_of[i]], metadata=copy.deepcopy(dict(self._docs[self._slot_of[i]].metadata)))  # type: ignore[union-attr]
+                for i in ids]
 
     # --------------------------------------------------------------- mutation
     def add(self, documents: Sequence[Document], encodings: Sequence[TextEncoding]) -> None:
@@ -133,6 +137,8 @@ class EmbeddedIndex:
                 raise ModelMismatchError(f"vectors of size {tuple(enc.vectors.shape)[1:]} do not fit an index of dim {self.dim}")
             if (enc.relevance_vectors is None) != (self._relevance is None):
                 raise ModelMismatchError("the model's relevance head and the index disagree on relevance vectors")
+        if len({d.id for d in documents}) != len(documents):
+            raise DuplicateIdError("the same id appears twice in one add(); ids must be unique")
         replaced = [d.id for d in documents if d.id in self._slot_of]
         if replaced:
             self.delete(replaced)
@@ -300,7 +306,7 @@ class EmbeddedIndex:
                 for n, line in enumerate(fh, 1):
                     try:
                         docs.append(Document.from_dict(json.loads(line)))
-                    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                    except (ValueError, KeyError, TypeError, AttributeError) as exc:
                         raise IndexCorruptedError(f"{directory / DOCUMENTS_FILE} line {n} is damaged: {exc}") from None
         except FileNotFoundError:
             raise IndexCorruptedError(f"{directory / DOCUMENTS_FILE} is missing") from None
