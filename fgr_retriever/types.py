@@ -10,7 +10,25 @@ __all__ = ["Span", "TokenScore", "Document", "SearchResult"]
 
 
 @dataclass(frozen=True, slots=True)
-class Span:
+class _ScoredText:
+    """A character range ``[start, end)`` of a source text, its text and a score."""
+
+    start: int
+    end: int
+    text: str
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]):
+        return cls(start=int(data["start"]), end=int(data["end"]), text=str(data["text"]),
+                   score=float(data["score"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Span(_ScoredText):
     """A run of relevant words: ``text == source[start:end]``.
 
     ``score`` is the mean relevance probability of the words in the span.
@@ -19,36 +37,10 @@ class Span:
     {'start': 4, 'end': 9, 'text': 'quick', 'score': 0.91}
     """
 
-    start: int
-    end: int
-    text: str
-    score: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Span:
-        return cls(start=int(data["start"]), end=int(data["end"]), text=str(data["text"]),
-                   score=float(data["score"]))
-
 
 @dataclass(frozen=True, slots=True)
-class TokenScore:
+class TokenScore(_ScoredText):
     """The relevance probability of one model token (a wordpiece) with its character range."""
-
-    start: int
-    end: int
-    text: str
-    score: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TokenScore:
-        return cls(start=int(data["start"]), end=int(data["end"]), text=str(data["text"]),
-                   score=float(data["score"]))
 
 
 @dataclass(frozen=True, slots=True)
