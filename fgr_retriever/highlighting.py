@@ -14,6 +14,7 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
+from .errors import InvalidInputError
 from .types import Span, TokenScore
 
 __all__ = ["combine_windows", "tokens_to_words", "words_to_spans", "spans_from_tokens", "Word"]
@@ -59,6 +60,8 @@ def tokens_to_words(text: str, offsets: np.ndarray, probs: np.ndarray, *,
     Punctuation-only tokens are left out, so ``1,200`` gives the words ``1`` and ``200`` and a
     span covering both still includes the comma between them.
     """
+    if pooling not in ("max", "mean", "first"):
+        raise InvalidInputError(f"pooling must be 'max', 'mean' or 'first', got {pooling!r}")
     words: list[Word] = []
     cur_start = cur_end = -1
     cur: list[float] = []

@@ -153,10 +153,13 @@ def _load_stanford(path: Path, name: str | None, trust_remote_code: bool, overri
         meta = read_json(path / "artifact.metadata", ModelLoadError, "ColBERT metadata")
     encoder, tokenizer = _load_encoder(path, trust_remote_code)
     linear = _stanford_linear(path)
+    doc_maxlen = int(overrides.get("doc_maxlen", meta.get("doc_maxlen", 180)))
     config = FGRConfig(
         dim=int(linear.shape[0]),
         query_maxlen=int(meta.get("query_maxlen", 32)),
-        doc_maxlen=int(meta.get("doc_maxlen", 180)),
+        doc_maxlen=doc_maxlen,
+        # short ColBERT windows need a smaller overlap than our default of 32
+        doc_window_overlap=int(overrides.get("doc_window_overlap", min(32, max(0, (doc_maxlen - 3) // 4)))),
         query_marker=meta.get("query_token_id", "[unused0]"),
         doc_marker=meta.get("doc_token_id", "[unused1]"),
         attend_to_expansion_tokens=bool(meta.get("attend_to_mask_tokens", False)),

@@ -388,3 +388,10 @@ class TestHighlight:
         for s in spans:
             covered.update(range(s.start, s.end))
         assert all(i in covered for i, ch in enumerate(text) if not ch.isspace())
+
+
+def test_unknown_pooling_is_rejected(tiny_model):
+    from fgr_retriever import InvalidInputError
+
+    with pytest.raises(InvalidInputError):
+        tiny_model.highlight("alpha", "alpha beta", pooling="median")
