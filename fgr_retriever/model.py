@@ -264,18 +264,29 @@ class FGRColBERT(nn.Module):
             best = (d.float() @ q.to(d.device).float().T).max(dim=1).values
             return self.relevance.probabilities(best.to(self.relevance.scale.device)).float().cpu()
 
+    @staticmethod
+    def text_score(query: QueryEncoding, encoding: TextEncoding) -> float:
+        """MaxSim of an encoded text: its best window's score."""
+        return float(window_maxsim(query.vectors.cpu(), encoding.vectors, encoding.window_starts).max())
+
+    def spans_from_vectors(self, query: QueryEncoding, text: str, vectors: torch.Tensor, offsets: torch.Tensor,
+                           relevance_vectors: torch.Tensor | None, *, threshold: float,
+                           pooling: WordPooling = "max") -> list[Span]:
+        """Evidence spans of ``text`` from its (stored or fresh) token vectors and offsets."""
+        probs = self.token_probabilities(query, vectors, relevance_vectors)
+        offs, merged = combine_windows([(offsets.numpy(), probs.numpy())])
+        return spans_from_tokens(text, offs, merged, threshold=threshold, pooling=pooling)
+
     def score(self, query: str, texts: str | Sequence[str], *, batch_size: int = 32) -> list[float]:
         """MaxSim scores of ``texts`` for ``query`` (a long text scores as its best window)."""
         q = self.encode_queries(query)[0]
-        return [float(window_maxsim(q.vectors.cpu(), enc.vectors, enc.window_starts).max())
-                for enc in self.encode_documents(texts, batch_size=batch_size)]
+        return [self.text_score(q, enc) for enc in self.encode_documents(texts, batch_size=batch_size)]
 
-    def _token_level(self, query: str, texts: list[str], batch_size: int):
+    def _token_level(self, query: str, text: str):
         q = self.encode_queries(query)[0]
-        for text, enc in zip(texts, self.encode_documents(texts, batch_size=batch_size)):
-            probs = self.token_probabilities(q, enc.vectors, enc.relevance_vectors)
-            offsets, merged = combine_windows([(enc.offsets.numpy(), probs.numpy())])
-            yield text, offsets, merged
+        enc = self.encode_documents(text)[0]
+        probs = self.token_probabilities(q, enc.vectors, enc.relevance_vectors)
+        return combine_windows([(enc.offsets.numpy(), probs.numpy())])
 
     def token_scores(self, query: str, text: str) -> list[TokenScore]:
         """Per-wordpiece relevance probabilities with character offsets (punctuation excluded
@@ -286,7 +297,7 @@ class FGRColBERT(nn.Module):
             raise InvalidInputError(f"text must be str, got {type(text).__name__}")
         if not text.strip():
             return []
-        _, offsets, probs = next(self._token_level(query, [text], 1))
+        offsets, probs = self._token_level(query, text)
         return token_scores(text, offsets, probs)
 
     @overload
@@ -312,9 +323,11 @@ class FGRColBERT(nn.Module):
         out: list[list[Span]] = [[] for _ in texts]
         todo = [i for i, t in enumerate(texts) if t.strip()]
         if todo:
-            subset = [texts[i] for i in todo]
-            for i, (t, offsets, probs) in zip(todo, self._token_level(query, subset, batch_size)):
-                out[i] = spans_from_tokens(t, offsets, probs, threshold=threshold, pooling=pooling)
+            q = self.encode_queries(query)[0]
+            encodings = self.encode_documents([texts[i] for i in todo], batch_size=batch_size)
+            for i, enc in zip(todo, encodings):
+                out[i] = self.spans_from_vectors(q, texts[i], enc.vectors, enc.offsets, enc.relevance_vectors,
+                                                 threshold=threshold, pooling=pooling)
         return out[0] if single else out
 
     def _check_threshold(self, threshold: float | None) -> float:

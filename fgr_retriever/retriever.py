@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from ._io import atomic_directory, atomic_write_text, read_json, sha256_file
 from .errors import (
@@ -21,10 +20,8 @@ from .errors import (
 )
 from .evidence import evidence_text
 from .filters import MetadataFilter, compile_filter
-from .highlighting import combine_windows, spans_from_tokens
 from .index import EmbeddedIndex, Index
 from .model import FGRColBERT, QueryEncoding
-from .scoring import window_maxsim
 from .types import Document, SearchResult, Span
 
 __all__ = ["FGRRetriever", "DocumentInput"]
@@ -195,12 +192,6 @@ class FGRRetriever:
         return self.index.get(list(ids))
 
     # ------------------------------------------------------------------ search
-    def _spans(self, query: QueryEncoding, text: str, vectors: torch.Tensor, offsets: torch.Tensor,
-               relevance_vectors: torch.Tensor | None, threshold: float) -> list[Span]:
-        probs = self.model.token_probabilities(query, vectors, relevance_vectors)
-        offs, merged = combine_windows([(offsets.numpy(), probs.numpy())])
-        return spans_from_tokens(text, offs, merged, threshold=threshold)
-
     def _result(self, doc: Document, score: float, rank: int, spans: list[Span]) -> SearchResult:
         evidence = evidence_text(doc.text, spans, context_words=self.context_words,
                                  max_tokens=self.evidence_max_tokens) if spans else ""
@@ -216,7 +207,8 @@ class FGRRetriever:
             spans: list[Span] = []
             if highlight:
                 toks = self.index.tokens(hit.id)
-                spans = self._spans(q, doc.text, toks.vectors, toks.offsets, toks.relevance_vectors, threshold)
+                spans = self.model.spans_from_vectors(q, doc.text, toks.vectors, toks.offsets,
+                                                      toks.relevance_vectors, threshold=threshold)
             results.append(self._result(doc, hit.score, rank, spans))
         return results
 
@@ -262,13 +254,13 @@ class FGRRetriever:
             return []
         q = self.model.encode_queries(query)[0]
         encodings = self.model.encode_documents([d.text for d in docs], batch_size=self.batch_size)
-        scores = [float(window_maxsim(q.vectors.cpu(), enc.vectors, enc.window_starts).max()) for enc in encodings]
+        scores = [self.model.text_score(q, enc) for enc in encodings]
         order = np.argsort(-np.asarray(scores), kind="stable")[: k or len(docs)]
         results = []
         for rank, i in enumerate(order, 1):
             enc = encodings[i]
-            spans = self._spans(q, docs[i].text, enc.vectors, enc.offsets, enc.relevance_vectors, threshold) \
-                if highlight else []
+            spans = self.model.spans_from_vectors(q, docs[i].text, enc.vectors, enc.offsets, enc.relevance_vectors,
+                                                  threshold=threshold) if highlight else []
             results.append(self._result(docs[i], scores[i], rank, spans))
         return results
 
