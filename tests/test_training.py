@@ -160,11 +160,11 @@ def test_lambda_zero_leaves_the_head_and_lambda_one_trains_it(tmp_path):
     model = make_tiny_model()
     Trainer(model=model, examples=examples(), config=TrainingConfig(steps=3, batch_size=5, token_loss_weight=0.0),
             output_dir=tmp_path / "a", show_progress_bar=False).train()
-    assert float(model.relevance.scale) == 8.0 and float(model.relevance.bias) == -2.0
+    assert model.relevance.scale.item() == 8.0 and model.relevance.bias.item() == -2.0
     model = make_tiny_model()
     Trainer(model=model, examples=examples(), config=TrainingConfig(steps=3, batch_size=5, token_loss_weight=1.0),
             output_dir=tmp_path / "b", show_progress_bar=False).train()
-    assert float(model.relevance.bias) != -2.0
+    assert model.relevance.bias.item() != -2.0
     log = [json.loads(line) for line in (tmp_path / "b" / "training_log.jsonl").read_text().splitlines()]
     assert all("rank_loss" not in r and "token_loss" in r for r in log)
 
@@ -230,7 +230,7 @@ def test_overrides_apply_to_config_and_head_but_not_shapes(tmp_path):
                                                                           "relevance_bias": -1.0}))
     assert model.config.relevance_query_tokens == "all"
     assert model.tokenizer.queries(["a b"]).relevance_mask.all()
-    assert float(model.relevance.bias) == -1.0
+    assert model.relevance.bias.item() == -1.0
     with pytest.raises(InvalidInputError, match="shapes"):
         Trainer(model=make_tiny_model(), examples=examples(), output_dir=tmp_path / "p", show_progress_bar=False,
                 config=TrainingConfig(steps=1, model_overrides={"dim": 8}))
@@ -285,7 +285,7 @@ def test_delta_round_trip_restores_the_trained_weights(tmp_path):
     apply_delta(rebuilt, read_delta(tmp_path / "delta.safetensors", sha256=digest))
     assert torch.allclose(rebuilt.encoder.encoder.layer[1].output.dense.weight,
                           trained.encoder.encoder.layer[1].output.dense.weight, atol=1e-5)
-    assert float(rebuilt.relevance.bias) == -3.25
+    assert rebuilt.relevance.bias.item() == -3.25
 
 
 def test_delta_refuses_damage_and_mismatches(tmp_path):
