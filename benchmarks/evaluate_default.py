@@ -20,7 +20,6 @@ Everything is measured in one run on ``../shared/data``:
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import sys
 import time
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 
 from fgr_retriever import FGRColBERT
-from fgr_retriever._io import atomic_write_text
+from fgr_retriever._io import atomic_write_text, iter_jsonl
 from fgr_retriever.evaluation import (
     DenseRanker,
     FGRRanker,
@@ -81,13 +80,9 @@ def highlight_section(models: dict[str, FGRColBERT], threshold_of: dict[str, flo
             if unit == "wordpiece":
                 threshold_of[name] = t
         section["msmarco-human-dev"][name] = entry
-    squad = [e for e in read_highlight_file(DATA / "highlight" / "squad-v2.0-dev.jsonl.gz")]
-    titles = {}
-    with gzip.open(DATA / "highlight" / "squad-v2.0-dev.jsonl.gz", "rt", encoding="utf-8") as fh:
-        for line in fh:
-            rec = json.loads(line)
-            titles[rec["id"]] = rec["title"]
-    squad = [e for e in squad if article_split(titles[e.id]) == "dev"]
+    squad_file = DATA / "highlight" / "squad-v2.0-dev.jsonl.gz"
+    titles = {rec["id"]: rec["title"] for _, rec in iter_jsonl(squad_file)}
+    squad = [e for e in read_highlight_file(squad_file) if article_split(titles[e.id]) == "dev"]
     hotpot = _hotpot_dev_pairs()
     for name, model in models.items():
         sc = score_with_model(model, squad, units="wordpiece")["wordpiece"]
@@ -116,25 +111,21 @@ def highlight_section(models: dict[str, FGRColBERT], threshold_of: dict[str, flo
 def _hotpot_dev_pairs():
     from fgr_retriever.evaluation import HighlightExample
 
-    out = []
-    with gzip.open(DATA / "highlight" / "hotpotqa-dev.jsonl.gz", "rt", encoding="utf-8") as fh:
-        for line in fh:
-            rec = json.loads(line)
-            if rec["rpt_split"] == "dev":
-                out.append(HighlightExample(id=rec["id"], query=rec["query"], passage=rec["passage"],
-                                            spans=tuple(tuple(s) for s in rec["spans"])))
-    return out
+    return [HighlightExample(id=rec["id"], query=rec["query"], passage=rec["passage"],
+                             spans=tuple(tuple(s) for s in rec["spans"]))
+            for rec in _hotpot_dev_records()]
+
+
+def _hotpot_dev_records() -> list[dict]:
+    """HotpotQA highlight records of the questions never trained on (``rpt_split == "dev"``)."""
+    return [rec for _, rec in iter_jsonl(DATA / "highlight" / "hotpotqa-dev.jsonl.gz") if rec["rpt_split"] == "dev"]
 
 
 def hotpot_dev() -> tuple:
     dataset = load_beir(DATA / "retrieval" / "hotpotqa-dev")
-    dev_questions, docs = set(), set()
-    with gzip.open(DATA / "highlight" / "hotpotqa-dev.jsonl.gz", "rt", encoding="utf-8") as fh:
-        for line in fh:
-            rec = json.loads(line)
-            if rec["rpt_split"] == "dev":
-                dev_questions.add(rec["query"])
-                docs.add(rec["doc_id"])
+    records = _hotpot_dev_records()
+    dev_questions = {rec["query"] for rec in records}
+    docs = {rec["doc_id"] for rec in records}
     qids = [q for q, text in dataset.queries.items() if text in dev_questions]
     pool = replace(dataset, name="hotpotqa-dev (dev-split questions)",
                    corpus={d: v for d, v in dataset.corpus.items() if d in docs})

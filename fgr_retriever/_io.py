@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import json
 import os
@@ -12,9 +13,9 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import FGRError
+from .errors import FGRError, InvalidInputError
 
-__all__ = ["atomic_directory", "atomic_write_text", "sha256_file", "read_json"]
+__all__ = ["atomic_directory", "atomic_write_text", "iter_jsonl", "read_lines", "read_json", "sha256_file"]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -99,3 +100,39 @@ def read_json(path: Path, error: type[Exception], what: str) -> Any:
         raise error(f"{what}: {path} is missing") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise error(f"{what}: {path} is not valid UTF-8 JSON ({exc})") from None
+
+
+def read_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of the non-blank lines of a text file, gzip-compressed when it ends
+    in ``.gz``. Every failure is an :class:`InvalidInputError` naming the file (and line)."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    n = 0
+    try:
+        with opener(path, "rb") as fh:
+            # bytes, decoded per line: a decode error can then name its line
+            for n, raw in enumerate(fh, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InvalidInputError(f"{path}:{n}: not UTF-8 text ({exc.reason} at byte {exc.start} "
+                                            "of the line)") from None
+                if line.strip():
+                    yield n, line
+    except FileNotFoundError:
+        raise InvalidInputError(f"no such file: {path} does not exist") from None
+    except IsADirectoryError:
+        raise InvalidInputError(f"{path} is a directory, expected a file") from None
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError; truncated gzip is EOFError
+        raise InvalidInputError(f"{path}: cannot read after line {n} ({exc})") from None
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` of a ``.jsonl`` / ``.jsonl.gz`` file whose lines are JSON objects."""
+    for n, line in read_lines(path):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"{path}:{n}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(rec, dict):
+            raise InvalidInputError(f"{path}:{n}: each line must be a JSON object, got {type(rec).__name__}")
+        yield n, rec

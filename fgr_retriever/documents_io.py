@@ -4,11 +4,10 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 from typing import Iterator
 
+from ._io import iter_jsonl
 from .errors import InvalidInputError
 from .types import Document
 
@@ -40,30 +39,16 @@ def _files(paths: list[Path]) -> Iterator[tuple[Path, Path]]:
 
 
 def _read_jsonl(path: Path, rel: str) -> Iterator[Document]:
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InvalidInputError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-                if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
-                    raise InvalidInputError(f"{path}:{n}: each line must be an object with a string 'text'")
-                meta = rec.get("metadata") or {}
-                if not isinstance(meta, dict):
-                    raise InvalidInputError(f"{path}:{n}: 'metadata' must be an object")
-                meta = {**meta, "source": rel}
-                if rec.get("title") is not None:
-                    meta.setdefault("title", rec["title"])
-                yield Document(id=str(rec.get("id") or f"{rel}:{n}"), text=rec["text"], metadata=meta)
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                                "convert it, e.g. iconv -f latin1 -t utf-8") from None
-    except (OSError, EOFError) as exc:
-        raise InvalidInputError(f"{path}: cannot read ({exc})") from None
+    for n, rec in iter_jsonl(path):
+        if not isinstance(rec.get("text"), str):
+            raise InvalidInputError(f"{path}:{n}: each line must be an object with a string 'text'")
+        meta = rec.get("metadata") or {}
+        if not isinstance(meta, dict):
+            raise InvalidInputError(f"{path}:{n}: 'metadata' must be an object")
+        meta = {**meta, "source": rel}
+        if rec.get("title") is not None:
+            meta.setdefault("title", rec["title"])
+        yield Document(id=str(rec.get("id") or f"{rel}:{n}"), text=rec["text"], metadata=meta)
 
 
 def read_documents(paths: list[str | Path]) -> list[Document]:

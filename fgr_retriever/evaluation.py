@@ -33,8 +33,6 @@ Retrieval
 from __future__ import annotations
 
 import functools
-import gzip
-import json
 import math
 import re
 import statistics
@@ -47,6 +45,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ._io import iter_jsonl, read_lines
 from .errors import FGRError, InvalidInputError
 from .highlighting import combine_windows
 from .tokenization import _is_punctuation_token
@@ -87,38 +86,6 @@ class HighlightExample:
     spans: tuple[tuple[int, int], ...]
 
 
-def _jsonl_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """``(line number, decoded line)`` of a .jsonl or .jsonl.gz file; errors name file and line."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    n = 0
-    try:
-        with opener(path, "rb") as fh:
-            # bytes, decoded per line: a decode error can then name its line
-            for n, raw in enumerate(fh, 1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise InvalidInputError(f"{path}:{n}: not UTF-8 text ({exc.reason} at byte {exc.start} of the line)") from None
-                if line.strip():
-                    yield n, line
-    except FileNotFoundError:
-        raise InvalidInputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InvalidInputError(f"{path} is a directory, expected a .jsonl file") from None
-    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError; truncated gzip is EOFError
-        raise InvalidInputError(f"{path}: cannot read after line {n} ({exc})") from None
-
-
-def _json_object(path: Path, n: int, line: str) -> dict[str, Any]:
-    try:
-        rec = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"{path}:{n}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(rec, dict):
-        raise InvalidInputError(f"{path}:{n}: each line must be a JSON object, got {type(rec).__name__}")
-    return rec
-
-
 def read_highlight_file(path: str | Path, *, limit: int | None = None) -> list[HighlightExample]:
     """Read a highlight file (``.jsonl`` or ``.jsonl.gz``: ``query``, ``passage``, ``spans`` and
     optional ``id`` per line; see ``shared/data/README.md``).
@@ -130,8 +97,7 @@ def read_highlight_file(path: str | Path, *, limit: int | None = None) -> list[H
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise InvalidInputError(f"limit must be a positive int, got {limit!r}")
     out: list[HighlightExample] = []
-    for n, line in _jsonl_lines(path):
-        rec = _json_object(path, n, line)
+    for n, rec in iter_jsonl(path):
         missing = [k for k in ("query", "passage", "spans") if k not in rec]
         if missing:
             raise InvalidInputError(f"{path}:{n}: missing key(s) {missing}")
@@ -636,8 +602,7 @@ def _find(folder: Path, names: Sequence[str]) -> Path | None:
 
 def _read_corpus(path: Path) -> dict[str, tuple[str, str]]:
     corpus: dict[str, tuple[str, str]] = {}
-    for n, line in _jsonl_lines(path):
-        rec = _json_object(path, n, line)
+    for n, rec in iter_jsonl(path):
         doc_id, text, title = rec.get("_id"), rec.get("text"), rec.get("title") or ""
         if not isinstance(doc_id, (str, int)) or isinstance(doc_id, bool) or str(doc_id) == "":
             raise InvalidInputError(f"{path}:{n}: '_id' must be a non-empty string")
@@ -652,8 +617,7 @@ def _read_corpus(path: Path) -> dict[str, tuple[str, str]]:
 
 def _read_queries(path: Path) -> dict[str, str]:
     queries: dict[str, str] = {}
-    for n, line in _jsonl_lines(path):
-        rec = _json_object(path, n, line)
+    for n, rec in iter_jsonl(path):
         qid, text = rec.get("_id"), rec.get("text")
         if not isinstance(qid, (str, int)) or isinstance(qid, bool) or str(qid) == "":
             raise InvalidInputError(f"{path}:{n}: '_id' must be a non-empty string")
@@ -666,7 +630,7 @@ def _read_queries(path: Path) -> dict[str, str]:
 
 
 def _tsv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    for n, line in _jsonl_lines(path):
+    for n, line in read_lines(path):
         yield n, line.split()
 
 

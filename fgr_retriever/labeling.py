@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import gzip
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from ._io import iter_jsonl
 from .errors import FGRError, InvalidInputError, MissingDependencyError
 from .span_location import TIERS, SpanLocation, locate_spans
 
@@ -267,21 +267,8 @@ def _dump_line(record: Mapping[str, Any]) -> str:
 def _iter_input(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     if not path.is_file():
         raise InvalidInputError(f"input file not found: {path}")
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InvalidInputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-                if not isinstance(record, dict):
-                    raise InvalidInputError(f"{path}:{lineno}: expected a JSON object")
-                yield f"{path}:{lineno}", record
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"cannot read {path}: {exc}") from None
+    for lineno, record in iter_jsonl(path):
+        yield f"{path}:{lineno}", record
 
 
 def _check_record(record: Mapping[str, Any], where: str) -> None:

