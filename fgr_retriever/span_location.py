@@ -259,24 +259,27 @@ def _is_word(ch: str) -> bool:
     return ch.isalnum() or unicodedata.category(ch) == "Mn"
 
 
+def _word_around(passage: str, pos: int) -> tuple[int, int]:
+    """The ``[start, end)`` of the word that ``pos`` falls inside."""
+    ws = we = pos
+    while ws > 0 and _is_word(passage[ws - 1]):
+        ws -= 1
+    while we < len(passage) and _is_word(passage[we]):
+        we += 1
+    return ws, we
+
+
+def _inside_word(passage: str, pos: int) -> bool:
+    return 0 < pos < len(passage) and _is_word(passage[pos - 1]) and _is_word(passage[pos])
+
+
 def _snap_to_words(passage: str, start: int, end: int) -> tuple[int, int]:
     """Move ``start``/``end`` off the middle of a word: to the side holding more of that word."""
-    n = len(passage)
-    if 0 < start < n and _is_word(passage[start - 1]) and _is_word(passage[start]):
-        ws = start
-        while ws > 0 and _is_word(passage[ws - 1]):
-            ws -= 1
-        we = start
-        while we < n and _is_word(passage[we]):
-            we += 1
+    if _inside_word(passage, start):
+        ws, we = _word_around(passage, start)
         start = ws if (we - start) >= (start - ws) else we
-    if 0 < end < n and _is_word(passage[end - 1]) and _is_word(passage[end]):
-        ws = end
-        while ws > 0 and _is_word(passage[ws - 1]):
-            ws -= 1
-        we = end
-        while we < n and _is_word(passage[we]):
-            we += 1
+    if _inside_word(passage, end):
+        ws, we = _word_around(passage, end)
         end = we if (end - ws) >= (we - end) else ws
     while start < end and passage[start].isspace():
         start += 1
