@@ -24,9 +24,19 @@ from .errors import (
     ModelMismatchError,
 )
 from .evidence import evidence_text
+from .evidence_metadata import (
+    EVIDENCE_SPANS_KEY,
+    FULL_TEXT_KEY,
+    RELEVANCE_SCORE_KEY,
+    evidence_fields,
+    full_text_of,
+    spans_from_metadata,
+)
+from .extractive import ExtractiveAnswer, extractive_answer
 from .filters import compile_filter
 from .index import EmbeddedIndex, Index
 from .model import FGRColBERT, QueryEncoding, TextEncoding
+from .prompting import Citation, EvidenceContext, EvidenceSource, build_context, build_prompt
 from .rendering import render_ansi, render_html, render_markdown
 from .retriever import FGRRetriever
 from .types import Document, SearchResult, Span, TokenScore
@@ -55,6 +65,21 @@ __all__ = [
     "render_ansi",
     "render_html",
     "render_markdown",
+    # evidence metadata schema (shared by the LangChain and Haystack integrations)
+    "RELEVANCE_SCORE_KEY",
+    "EVIDENCE_SPANS_KEY",
+    "FULL_TEXT_KEY",
+    "evidence_fields",
+    "spans_from_metadata",
+    "full_text_of",
+    # evidence-trimmed prompts
+    "EvidenceSource",
+    "EvidenceContext",
+    "Citation",
+    "build_context",
+    "build_prompt",
+    "ExtractiveAnswer",
+    "extractive_answer",
     # errors
     "FGRError",
     "InvalidInputError",

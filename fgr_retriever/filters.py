@@ -13,13 +13,19 @@ False
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 
 from .errors import InvalidInputError
 
-__all__ = ["compile_filter", "MetadataFilter"]
+if TYPE_CHECKING:
+    from .types import Document
 
-MetadataFilter = Mapping[str, Any]
+__all__ = ["compile_filter", "compile_document_filter", "MetadataFilter", "DocumentPredicate"]
+
+#: A predicate over a whole stored :class:`~fgr_retriever.types.Document`; integrations use it to
+#: plug in their own filter languages (e.g. Haystack's) without translating them to ours.
+DocumentPredicate = Callable[["Document"], bool]
+MetadataFilter = Union[Mapping[str, Any], DocumentPredicate]
 _MISSING = object()
 _OPS = {"$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists"}
 
@@ -75,7 +81,21 @@ def _field_predicate(field: str, cond: Any) -> Callable[[Mapping[str, Any]], boo
     return lambda md: all(check(_get(md, field)) for check in checks)
 
 
-def compile_filter(spec: MetadataFilter | None) -> Callable[[Mapping[str, Any]], bool]:
+def compile_document_filter(spec: MetadataFilter | None) -> Callable[[Document], bool]:
+    """A predicate over stored documents: a callable is used as is, a mapping is compiled.
+
+    >>> from fgr_retriever import Document
+    >>> match = compile_document_filter(lambda doc: doc.id.startswith("care-"))
+    >>> match(Document(id="care-suede", text="Brush suede in one direction."))
+    True
+    """
+    if spec is not None and callable(spec) and not isinstance(spec, Mapping):
+        return spec
+    on_metadata = compile_filter(spec)
+    return lambda doc: bool(on_metadata(doc.metadata))
+
+
+def compile_filter(spec: Mapping[str, Any] | None) -> Callable[[Mapping[str, Any]], bool]:
     """Turn a filter mapping into a predicate over metadata; ``None`` matches everything."""
     if spec is None:
         return lambda md: True

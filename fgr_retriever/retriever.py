@@ -19,7 +19,7 @@ from .errors import (
     ModelMismatchError,
 )
 from .evidence import evidence_text
-from .filters import MetadataFilter, compile_filter
+from .filters import MetadataFilter, compile_document_filter
 from .index import EmbeddedIndex, Index
 from .model import FGRColBERT, QueryEncoding
 from .types import Document, SearchResult, Span
@@ -216,7 +216,8 @@ class FGRRetriever:
                threshold: float | None = None) -> list[SearchResult]:
         """The ``k`` best documents for ``query``, best first, with evidence spans.
 
-        ``filter`` restricts results by metadata (see :mod:`fgr_retriever.filters`). With
+        ``filter`` restricts results by metadata (see :mod:`fgr_retriever.filters`) or is a
+        callable that receives each stored :class:`Document` and returns ``True`` to keep it. With
         ``highlight=False`` the ranking is identical and ``spans``/``evidence`` are empty.
         Token probabilities come from the stored vectors of the hits and the query vectors
         already computed for ranking: no second encoder pass.
@@ -230,7 +231,7 @@ class FGRRetriever:
             raise InvalidInputError("search_batch takes a list of queries; use search() for one")
         queries = [_check_query(q) for q in queries]
         k = _check_k(k)
-        compile_filter(filter)  # validate before any work
+        compile_document_filter(filter)  # validate before any work
         threshold = self.model._check_threshold(threshold)
         encoded = self.model.encode_queries(queries) if queries else []
         return [self._search_encoded(q, k, filter, highlight, threshold) for q in encoded]  # type: ignore[arg-type]

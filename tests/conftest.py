@@ -34,22 +34,9 @@ def base_model_path() -> Path:
 
 def make_tiny_model(**config_overrides):
     """A 2-layer, 32-wide random BERT with the real uncased vocabulary; seeded, so deterministic."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    from fgr_retriever.testing import tiny_model
 
-    from fgr_retriever import FGRColBERT, FGRConfig
-
-    torch.manual_seed(0)
-    bert = BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                intermediate_size=64, max_position_embeddings=512), add_pooling_layer=False)
-    tokenizer = AutoTokenizer.from_pretrained(str(base_model_path()))
-    settings = dict(dim=16, doc_maxlen=24, doc_window_overlap=4, query_maxlen=12, threshold=0.5)
-    settings.update(config_overrides)
-    model = FGRColBERT(encoder=bert, tokenizer=tokenizer, config=FGRConfig(**settings), name_or_path=None)
-    torch.nn.init.normal_(model.projection.weight, std=0.2)
-    with torch.no_grad():
-        model.relevance.scale.fill_(8.0)
-        model.relevance.bias.fill_(-2.0)
-    return model
+    return tiny_model(**config_overrides)
 
 
 @pytest.fixture(scope="session")

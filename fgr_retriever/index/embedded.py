@@ -13,6 +13,7 @@ import copy
 import json
 from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Sequence
 
 import numpy as np
@@ -21,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import DocumentNotFoundError, DuplicateIdError, IndexCorruptedError, InvalidInputError, ModelMismatchError
-from ..filters import MetadataFilter, compile_filter
+from ..filters import MetadataFilter, compile_document_filter
 from ..model import QueryEncoding, TextEncoding
 from ..scoring import segment_max
 from ..types import Document
@@ -247,9 +248,12 @@ class EmbeddedIndex:
         np.maximum.at(doc_scores, arrays["slots"], win_scores)
         allowed = arrays["alive"].copy()
         if filter is not None:
-            match = compile_filter(filter)
+            match = compile_document_filter(filter)
             for slot in np.flatnonzero(allowed):
-                allowed[slot] = match(self._docs[slot].metadata)  # type: ignore[union-attr]
+                doc = self._docs[slot]
+                # a read-only view: a user predicate must not be able to edit stored metadata
+                view = replace(doc, metadata=MappingProxyType(doc.metadata))  # type: ignore[arg-type]
+                allowed[slot] = bool(match(view))
         doc_scores[~allowed] = -np.inf
         n = int(allowed.sum())
         if n == 0:
