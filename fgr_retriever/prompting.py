@@ -164,7 +164,7 @@ def _prefix_words(text: str, budget: int, counter: TokenCounter) -> str:
 
 
 def build_context(sources: Sequence[EvidenceSource | SearchResult], *, mode: Literal["evidence", "full"] = "evidence",
-                  context_words: int = 8, max_tokens: int | None = None,
+                  context_words: int = 16, max_tokens: int | None = None,
                   without_evidence: Literal["skip", "full"] = "skip",
                   token_counter: TokenCounter = count_words) -> EvidenceContext:
     """Number the sources and lay out their evidence (or full text) as one context block.

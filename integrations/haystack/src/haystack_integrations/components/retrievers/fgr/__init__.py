@@ -1,0 +1,5 @@
+"""Haystack retriever for FGRColBERTDocumentStore."""
+
+from .retriever import FGRColBERTRetriever
+
+__all__ = ["FGRColBERTRetriever"]
