@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 from ._io import iter_jsonl, read_lines
 from .errors import FGRError, InvalidInputError
 from .highlighting import combine_windows
+from .sentences import split_sentences
 from .tokenization import _is_punctuation_token
 
 if TYPE_CHECKING:
@@ -521,23 +522,6 @@ s t
 """.split())
 _TOKEN = re.compile(r"\w+")
 # a sentence ends at . ! ? (and closing quotes/brackets after it) followed by whitespace, or at a newline
-_SENTENCE_BOUNDARY = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*\s+|\n\s*")
-
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """``[start, end)`` ranges of the sentences of ``text`` (simple punctuation rule; whitespace
-    around sentences excluded)."""
-    out = []
-    pos = 0
-    cuts = [m.end() for m in _SENTENCE_BOUNDARY.finditer(text)] + [len(text)]
-    for end in cuts:
-        chunk = text[pos:end]
-        s = pos + (len(chunk) - len(chunk.lstrip()))
-        e = pos + len(chunk.rstrip())
-        if e > s:
-            out.append((s, e))
-        pos = end
-    return out
 
 
 def _content_words(text: str) -> set[str]:

@@ -10,7 +10,7 @@ offline; the reply says plainly that it is extractive.
 ...                              spans=(Span(start=21, end=35, text="within 30 days", score=0.8),))])
 >>> print(answer.text)
 (No language model is configured; these are the passages that best match the question.)
-[1] "Returns are accepted within 30 days of delivery, unworn and…" (policy-returns)
+[1] "Returns are accepted within 30 days of delivery, unworn and with their tags." (policy-returns)
 >>> answer.citations[0].id
 'policy-returns'
 """
@@ -23,6 +23,7 @@ from typing import Sequence
 from .errors import InvalidInputError
 from .evidence import evidence_text
 from .prompting import Citation, EvidenceSource
+from .sentences import split_sentences
 from .types import SearchResult, Span
 
 __all__ = ["ExtractiveAnswer", "extractive_answer", "EXTRACTIVE_NOTICE"]
@@ -40,13 +41,27 @@ class ExtractiveAnswer:
     citations: tuple[Citation, ...]
 
 
+def _quote(source: EvidenceSource, span: Span, *, context_words: int, max_words: int) -> str:
+    """The sentence holding ``span`` (a quote reads better whole); a span widened by
+    ``context_words`` words when that sentence is longer than ``max_words``."""
+    for start, end in split_sentences(source.text):
+        if start <= span.start < end:
+            sentence = source.text[start:max(end, span.end)]
+            if len(sentence.split()) <= max_words:
+                return " ".join(sentence.split())
+            break
+    quote = evidence_text(source.text, [span], context_words=context_words, separator="…").strip("…")
+    return quote if quote.endswith((".", "!", "?")) else quote + "…"
+
+
 def extractive_answer(sources: Sequence[EvidenceSource | SearchResult], *, max_quotes: int = 3,
-                      context_words: int = 4, max_sources: int = 3) -> ExtractiveAnswer:
+                      context_words: int = 8, max_sources: int = 3, max_words: int = 45) -> ExtractiveAnswer:
     """Quote the best-scoring evidence of the first ``max_sources`` sources.
 
-    Each quote is one span widened by ``context_words`` words; at most ``max_quotes`` quotes,
-    the best-scoring first, one per source. With no span anywhere, the first words of the best
-    document are quoted and the reply says that nothing was highlighted.
+    Each quote is the sentence that holds a source's best span (or, for a sentence over
+    ``max_words`` words, the span widened by ``context_words`` words); at most ``max_quotes``
+    quotes, the best-scoring first, one per source. With no span anywhere, the first words of the
+    best document are quoted and the reply says that nothing was highlighted.
     """
     if max_quotes < 1 or max_sources < 1:
         raise InvalidInputError("max_quotes and max_sources must be >= 1")
@@ -74,9 +89,8 @@ def extractive_answer(sources: Sequence[EvidenceSource | SearchResult], *, max_q
         lines = [EXTRACTIVE_NOTICE]
         for _, rank, span in sorted(best, key=lambda t: t[1]):  # document order reads better
             source = items[rank]
-            quote = evidence_text(source.text, [span], context_words=context_words, separator="…").strip("…")
+            quote = _quote(source, span, context_words=context_words, max_words=max_words)
             number = len(citations) + 1
             citations.append(Citation(number=number, id=source.id, title=source.title, spans=(span,)))
-            lines.append(f'[{number}] "{quote}…" ({source.title or source.id})' if not quote.endswith((".", "!", "?"))
-                         else f'[{number}] "{quote}" ({source.title or source.id})')
+            lines.append(f'[{number}] "{quote}" ({source.title or source.id})')
     return ExtractiveAnswer(text="\n".join(lines), citations=tuple(citations))

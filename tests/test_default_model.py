@@ -28,7 +28,7 @@ def test_default_model_is_offline_and_configured(default_model):
     assert (default_model.projection.weight - torch.eye(384)).abs().max() < 0.5
     from safetensors.torch import load_file
 
-    from conftest import base_model_path
+    from fgr_retriever.serialization import base_weights_dir as base_model_path
 
     base = load_file(str(base_model_path() / "model.safetensors"))
     key = next(k for k in base if k.endswith("encoder.layer.0.attention.self.query.weight"))

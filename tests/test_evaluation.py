@@ -391,7 +391,7 @@ def test_measure_efficiency(tiny_model):
 # -------------------------------------------------------------------------------- CLI
 @pytest.fixture(scope="module")
 def saved_tiny(tmp_path_factory):
-    from conftest import make_tiny_model
+    from fgr_retriever.testing import tiny_model as make_tiny_model
 
     path = tmp_path_factory.mktemp("models") / "tiny"
     make_tiny_model().save_pretrained(path)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from conftest import make_tiny_model
+from fgr_retriever.testing import tiny_model as make_tiny_model
 from fgr_retriever import (
     Document,
     DocumentNotFoundError,

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import make_tiny_model
+from fgr_retriever.testing import tiny_model as make_tiny_model
 from fgr_retriever import (
     Document,
     DocumentNotFoundError,

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from conftest import base_model_path, make_tiny_model
+from fgr_retriever.serialization import base_weights_dir as base_model_path
+from fgr_retriever.testing import tiny_model as make_tiny_model
 from fgr_retriever import FGRColBERT, FGRError, InvalidInputError, ModelLoadError
 from fgr_retriever.serialization import detect_format
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_tiny_model
+from fgr_retriever.testing import tiny_model as make_tiny_model
 from fgr_retriever import FGRColBERT
 from fgr_retriever.cli import main
 from fgr_retriever.delta import apply_delta, make_delta, read_delta, write_delta

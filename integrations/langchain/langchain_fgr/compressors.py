@@ -101,8 +101,8 @@ class FGREvidenceCompressor(BaseDocumentCompressor):
         core = getattr(retriever, "retriever", retriever)
         if not isinstance(core, FGRRetriever):
             raise InvalidInputError(f"expected an FGRColBERTRetriever or FGRRetriever, got {type(retriever).__name__}")
-        settings: dict[str, Any] = {"context_words": core.context_words, "evidence_max_tokens": core.evidence_max_tokens,
-                                    "batch_size": core.batch_size}
+        settings: dict[str, Any] = {"context_words": core.context_words,
+                                    "evidence_max_tokens": core.evidence_max_tokens, "batch_size": core.batch_size}
         for name in ("evidence_only", "threshold"):
             if hasattr(retriever, name) and retriever is not core:
                 settings[name] = getattr(retriever, name)

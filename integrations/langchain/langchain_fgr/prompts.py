@@ -33,6 +33,7 @@ A retrieval-augmented chain (``llm`` is any chat model)::
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -54,6 +55,9 @@ __all__ = [
     "extractive_answer_runnable",
     "DEFAULT_SYSTEM_MESSAGE",
 ]
+
+# the core tunes this default on its prompt-trimming benchmark; follow it rather than copy it
+_CONTEXT_WORDS: int = inspect.signature(build_context).parameters["context_words"].default
 
 #: The system message of :func:`create_evidence_prompt`; the human message is the core's
 #: :data:`~fgr_retriever.prompting.DEFAULT_PROMPT_TEMPLATE` (evidence, question, citation rule).
@@ -77,13 +81,14 @@ def evidence_sources(documents: Sequence[Document]) -> list[EvidenceSource]:
 
 
 def format_evidence(documents: Sequence[Document], *, mode: Literal["evidence", "full"] = "evidence",
-                    context_words: int = 8, max_tokens: int | None = None,
+                    context_words: int = _CONTEXT_WORDS, max_tokens: int | None = None,
                     without_evidence: Literal["skip", "full"] = "skip",
                     token_counter: Callable[[str], int] | None = None) -> EvidenceContext:
     """The numbered context block for ``documents`` (best first), with citations and size.
 
     ``mode="evidence"`` keeps each document's highlighted spans widened by ``context_words``
-    words; ``"full"`` keeps whole documents. ``max_tokens`` caps the whole block as counted by
+    words (default: the core's :func:`~fgr_retriever.prompting.build_context` default); ``"full"``
+    keeps whole documents. ``max_tokens`` caps the whole block as counted by
     ``token_counter`` (default: whitespace words). A document with no evidence (none was
     highlighted, or it comes from a retriever without evidence metadata) is skipped or included
     in full, per ``without_evidence``. ``EvidenceContext.citations[n - 1].id`` is the id of the
@@ -94,8 +99,9 @@ def format_evidence(documents: Sequence[Document], *, mode: Literal["evidence", 
                          token_counter=token_counter or count_words)
 
 
-def evidence_context_runnable(*, mode: Literal["evidence", "full"] = "evidence", context_words: int = 8,
-                              max_tokens: int | None = None, without_evidence: Literal["skip", "full"] = "skip",
+def evidence_context_runnable(*, mode: Literal["evidence", "full"] = "evidence",
+                              context_words: int = _CONTEXT_WORDS, max_tokens: int | None = None,
+                              without_evidence: Literal["skip", "full"] = "skip",
                               token_counter: Callable[[str], int] | None = None
                               ) -> RunnableLambda[Sequence[Document], str]:
     """A runnable mapping a list of documents to the context string of :func:`format_evidence`.

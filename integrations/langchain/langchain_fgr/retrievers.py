@@ -147,7 +147,8 @@ class FGRColBERTRetriever(BaseRetriever):
     filter off.
 
     With ``index_path`` set, every add and delete is followed by an atomic save, so the index on
-    disk always matches the last completed change. Searches and changes hold a lock on the
+    disk always matches the last completed change (each save rewrites the index: add documents
+    in batches rather than one call per document). Searches and changes hold a lock on the
     model, so one retriever may be used from several threads and from async code at once;
     ``ainvoke`` runs the search in a worker thread and never blocks the event loop.
 
@@ -383,7 +384,8 @@ class FGRColBERTRetriever(BaseRetriever):
         return {
             "k": _check_k(self.k if k is None else k),
             "filter": _core_filter(_check_filter(self.filter if filter is _UNSET else filter)),
-            "evidence_only": _check_flag("evidence_only", self.evidence_only if evidence_only is None else evidence_only),
+            "evidence_only": _check_flag("evidence_only",
+                                         self.evidence_only if evidence_only is None else evidence_only),
             "threshold": _check_threshold(self.threshold if threshold is _UNSET else threshold),
             "highlight": _check_flag("highlight", self.highlight if highlight is None else highlight),
         }

@@ -46,7 +46,7 @@ _STORAGE_DTYPES = ("bfloat16", "float16", "float32")
 _NATIVE_FIELDS = ("id", "content", "meta")
 
 
-def check_filters(filters: Any) -> None:
+def _check_filters(filters: Any) -> None:
     """Raise :class:`~haystack.errors.FilterError` for a malformed Haystack filter.
 
     The filter is tried on a blank Document: structural mistakes (a missing ``operator``,
@@ -56,7 +56,10 @@ def check_filters(filters: Any) -> None:
     """
     if not isinstance(filters, dict):
         raise FilterError(f"filters must be a dict in Haystack filter syntax, got {type(filters).__name__}")
-    document_matches_filter(filters, Document())
+    try:
+        document_matches_filter(filters, Document())
+    except (TypeError, AttributeError, KeyError) as exc:  # e.g. "conditions": None
+        raise FilterError(f"malformed filters {filters!r}: {exc}") from None
 
 
 def _to_core(doc: Document) -> tuple[CoreDocument, bool]:
@@ -91,7 +94,8 @@ def _to_core(doc: Document) -> tuple[CoreDocument, bool]:
 
 
 def _from_core(doc: CoreDocument) -> Document:
-    metadata = copy.deepcopy(dict(doc.metadata))
+    # a shallow copy is enough: nothing here mutates nested values, and callers only ever get deep copies
+    metadata = dict(doc.metadata)
     extras = metadata.pop(RESERVED_META_KEY, None) or {}
     return Document.from_dict({**extras, "id": doc.id, "content": doc.text, "meta": metadata})
 
@@ -118,8 +122,10 @@ class FGRColBERTDocumentStore:
         Document(content="Returns are accepted within 30 days of delivery.", meta={"topic": "policy"}),
         Document(content="Silk scarves should be dry-cleaned only.", meta={"topic": "care"}),
     ])
-    print(store.count_documents())  # 2
+    print(store.count_documents())
+    # 2
     print(store.filter_documents({"field": "meta.topic", "operator": "==", "value": "care"})[0].content)
+    # Silk scarves should be dry-cleaned only.
     ```
     """
 
@@ -257,7 +263,7 @@ class FGRColBERTDocumentStore:
         :raises FilterError: if `filters` is malformed.
         """
         if filters:
-            check_filters(filters)
+            _check_filters(filters)
         with self._lock:
             self._ready()
             docs = list(self._documents.values())
@@ -371,7 +377,7 @@ class FGRColBERTDocumentStore:
 
     def _matching_ids(self, filters: dict[str, Any] | None) -> list[str]:
         if filters:
-            check_filters(filters)
+            _check_filters(filters)
         with self._lock:
             self._ready()
             if not filters:
@@ -400,7 +406,7 @@ class FGRColBERTDocumentStore:
         if top_k == 0:
             return []
         if filters:
-            check_filters(filters)
+            _check_filters(filters)
         with self._lock:
             retriever = self._ready()
             stored = self._documents

@@ -41,6 +41,7 @@ class FGRColBERTRetriever:
     retriever = FGRColBERTRetriever(store, top_k=1)
     best = retriever.run(query="How long do I have to return an item?")["documents"][0]
     print(best.meta["topic"], [span["text"] for span in best.meta["evidence_spans"]])
+    # policy ['Returns are', 'within 30 days of']
     ```
     """
 

@@ -1,0 +1,5 @@
+"""A no-LLM answer component: quotes the best evidence with citations."""
+
+from .extractive_answerer import FGRExtractiveAnswerer
+
+__all__ = ["FGRExtractiveAnswerer"]
