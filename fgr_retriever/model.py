@@ -22,6 +22,7 @@ from .relevance import RelevanceHead
 from .scoring import window_maxsim
 from .tokenization import ColBERTTokenizer, QueryInputs, WindowInputs, check_texts
 from .types import Span, TokenScore
+from .validation import check_threshold
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -331,8 +332,5 @@ class FGRColBERT(nn.Module):
         return out[0] if single else out
 
     def _check_threshold(self, threshold: float | None) -> float:
-        if threshold is None:
-            return self.config.threshold
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
-            raise InvalidInputError(f"threshold must be a probability in [0, 1], got {threshold!r}")
-        return float(threshold)
+        checked = check_threshold(threshold)
+        return self.config.threshold if checked is None else checked

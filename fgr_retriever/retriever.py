@@ -23,6 +23,7 @@ from .filters import MetadataFilter, compile_document_filter
 from .index import EmbeddedIndex, Index
 from .model import FGRColBERT, QueryEncoding
 from .types import Document, SearchResult, Span
+from .validation import check_k, check_query
 
 __all__ = ["FGRRetriever", "DocumentInput"]
 
@@ -30,22 +31,6 @@ DocumentInput = str | Document | Mapping[str, Any]
 MANIFEST = "index.json"
 INDEX_FORMAT = "fgr-retriever-index"
 INDEX_VERSION = 1
-
-
-def _check_query(query: object) -> str:
-    if not isinstance(query, str):
-        raise InvalidInputError(f"query must be str, got {type(query).__name__}")
-    if not query.strip():
-        raise InvalidInputError("query is empty")
-    return query
-
-
-def _check_k(k: object, *, allow_none: bool = False) -> int | None:
-    if k is None and allow_none:
-        return None
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InvalidInputError(f"k must be a positive int, got {k!r}")
-    return k
 
 
 class FGRRetriever:
@@ -229,8 +214,8 @@ class FGRRetriever:
         """:meth:`search` for several queries, encoding them in one batch."""
         if isinstance(queries, str):
             raise InvalidInputError("search_batch takes a list of queries; use search() for one")
-        queries = [_check_query(q) for q in queries]
-        k = _check_k(k)
+        queries = [check_query(q) for q in queries]
+        k = check_k(k)
         compile_document_filter(filter)  # validate before any work
         threshold = self.model._check_threshold(threshold)
         encoded = self.model.encode_queries(queries) if queries else []
@@ -242,8 +227,8 @@ class FGRRetriever:
 
         Documents without an id get their position (``"0"``, ``"1"``, …) as id.
         """
-        query = _check_query(query)
-        k = _check_k(k, allow_none=True)
+        query = check_query(query)
+        k = check_k(k, allow_none=True)
         threshold = self.model._check_threshold(threshold)
         if isinstance(documents, (str, bytes, Mapping, Document)):
             raise InvalidInputError("documents must be a list (wrap a single document in [...])")

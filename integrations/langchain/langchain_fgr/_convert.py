@@ -27,16 +27,7 @@ from fgr_retriever.evidence_metadata import evidence_fields, full_text_of, strip
 from fgr_retriever.types import SearchResult
 from langchain_core.documents import Document
 
-__all__ = ["check_query", "check_documents", "core_input", "to_langchain"]
-
-
-def check_query(query: object) -> str:
-    """The query, or :class:`InvalidInputError` for a non-string or blank one."""
-    if not isinstance(query, str):
-        raise InvalidInputError(f"query must be str, got {type(query).__name__}")
-    if not query.strip():
-        raise InvalidInputError("query is empty")
-    return query
+__all__ = ["check_documents", "core_input", "to_langchain"]
 
 
 def check_documents(documents: object) -> list[Document]:

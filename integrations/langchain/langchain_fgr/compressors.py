@@ -26,12 +26,13 @@ from fgr_retriever.errors import InvalidInputError
 from fgr_retriever.model import FGRColBERT
 from fgr_retriever.retriever import FGRRetriever
 from fgr_retriever.types import SearchResult
+from fgr_retriever.validation import check_query
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
 from ._concurrency import acall_locked, call_locked
-from ._convert import check_documents, check_query, core_input, to_langchain
+from ._convert import check_documents, core_input, to_langchain
 
 __all__ = ["FGREvidenceCompressor"]
 

@@ -34,13 +34,14 @@ from fgr_retriever.errors import InvalidInputError
 from fgr_retriever.filters import compile_filter
 from fgr_retriever.model import FGRColBERT
 from fgr_retriever.retriever import FGRRetriever
+from fgr_retriever.validation import check_k, check_query, check_threshold
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, field_validator
 
 from ._concurrency import acall_locked, call_locked
-from ._convert import check_documents, check_query, core_input, to_langchain
+from ._convert import check_documents, core_input, to_langchain
 
 __all__ = ["FGRColBERTRetriever"]
 
@@ -60,20 +61,6 @@ class _Unset:
 _UNSET: Any = _Unset()
 
 DocumentPredicate = Callable[[Document], bool]
-
-
-def _check_k(k: object) -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InvalidInputError(f"k must be a positive int, got {k!r}")
-    return k
-
-
-def _check_threshold(threshold: object) -> float | None:
-    if threshold is None:
-        return None
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
-        raise InvalidInputError(f"threshold must be a probability in [0, 1] or None, got {threshold!r}")
-    return float(threshold)
 
 
 def _check_flag(name: str, value: object) -> bool:
@@ -199,12 +186,12 @@ class FGRColBERTRetriever(BaseRetriever):
     @field_validator("k")
     @classmethod
     def _validate_k(cls, value: int) -> int:
-        return _check_k(value)
+        return check_k(value)
 
     @field_validator("threshold")
     @classmethod
     def _validate_threshold(cls, value: float | None) -> float | None:
-        return _check_threshold(value)
+        return check_threshold(value)
 
     @field_validator("filter", mode="before")
     @classmethod
@@ -382,11 +369,11 @@ class FGRColBERTRetriever(BaseRetriever):
             raise TypeError(f"{type(self).__name__} got unexpected option(s) {unknown}; "
                             f"per-call options are {', '.join(CALL_OPTIONS)}")
         return {
-            "k": _check_k(self.k if k is None else k),
+            "k": check_k(self.k if k is None else k),
             "filter": _core_filter(_check_filter(self.filter if filter is _UNSET else filter)),
             "evidence_only": _check_flag("evidence_only",
                                          self.evidence_only if evidence_only is None else evidence_only),
-            "threshold": _check_threshold(self.threshold if threshold is _UNSET else threshold),
+            "threshold": check_threshold(self.threshold if threshold is _UNSET else threshold),
             "highlight": _check_flag("highlight", self.highlight if highlight is None else highlight),
         }
 
