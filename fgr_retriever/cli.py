@@ -51,7 +51,7 @@ def _print_results(results: list[SearchResult], *, color: bool, full_text: bool)
         if r.evidence:
             print(f"     evidence: {r.evidence}")
         elif r.spans == ():
-            print("     evidence: (no words above the threshold)")
+            print("     evidence: (nothing here reaches the evidence threshold)")
 
 
 def _load_model(name: str | None):
@@ -63,6 +63,7 @@ def _load_model(name: str | None):
 # ---------------------------------------------------------------------- commands
 def cmd_demo(args: argparse.Namespace) -> int:
     from .documents_io import read_documents
+    from .evidence import answer_in_spans
     from .retriever import FGRRetriever
 
     kb = Path(args.kb) if args.kb else EXAMPLES_DIR / "knowledge_base.jsonl"
@@ -82,7 +83,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     docs = read_documents([kb])
     retriever.add_documents(docs)
     print(f"Indexed {len(retriever)} documents from {kb.name}.\n")
-    hits = 0
+    hits = answered = 0
     for item in questions:
         q = item["question"]
         results = retriever.search(q, k=args.k)
@@ -92,11 +93,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
             ok = bool(results) and results[0].id == item["expected_id"]
             hits += ok
             print(f"  expected {item['expected_id']}: {'top-1 ✓' if ok else 'not top-1'}")
+        if item.get("answer"):
+            found = bool(results) and answer_in_spans(results[0].text, results[0].spans, item["answer"])
+            answered += found
+            print(f"  answer {item['answer']!r}: {'highlighted ✓' if found else 'not in the highlighted evidence'}")
         print()
     expected = sum(1 for i in questions if i.get("expected_id"))
     if expected:
         print(f"{hits}/{expected} questions answered by the expected document at rank 1.")
+    with_answer = sum(1 for i in questions if i.get("answer"))
+    if with_answer:
+        print(f"{answered}/{with_answer} answers inside the top document's highlighted evidence.")
     return 0
+
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -133,7 +142,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             raise InvalidInputError(f"--filter is not valid JSON: {exc}") from None
     retriever = FGRRetriever.load(args.index, **({"model": _load_model(args.model)} if args.model else {}))
     results = retriever.search(args.query, k=args.k, filter=flt, highlight=not args.no_highlight,
-                               threshold=args.threshold)
+                               threshold=args.threshold, unit=args.unit)
     if args.json:
         json.dump([r.to_dict() for r in results], sys.stdout, ensure_ascii=False, indent=2)
         print()
@@ -155,9 +164,10 @@ def cmd_highlight(args: argparse.Namespace) -> int:
     else:
         text = source
     model = _load_model(args.model)
-    spans = model.highlight(args.query, text, threshold=args.threshold)
+    spans = model.highlight(args.query, text, threshold=args.threshold, unit=args.unit)
     if args.json:
-        json.dump({"query": args.query, "threshold": args.threshold if args.threshold is not None else model.threshold,
+        unit, threshold = model.resolve_evidence(args.unit, args.threshold)
+        json.dump({"query": args.query, "unit": unit, "threshold": threshold,
                    "spans": [s.to_dict() for s in spans]}, sys.stdout, ensure_ascii=False, indent=2)
         print()
     elif args.format == "html":
@@ -174,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     p = argparse.ArgumentParser(prog="fgr-retriever",
-                                description="ColBERT retrieval that highlights the words answering your query.")
+                                description="ColBERT retrieval that highlights the sentence answering your query.")
     p.add_argument("--version", action="version", version=f"fgr-retriever {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -209,18 +219,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("query")
     s.add_argument("-k", type=int, default=10)
     s.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"category": {"$in": ["policy"]}}\'')
-    s.add_argument("--threshold", type=float, help="highlight threshold (default: the model's)")
+    s.add_argument("--threshold", type=float, help="evidence threshold (default: the model's, for the unit)")
+    s.add_argument("--unit", choices=["sentence", "clause", "word"],
+                   help="what evidence is made of (default: the model's, sentence for the bundled one)")
     s.add_argument("--no-highlight", action="store_true")
     s.add_argument("--full-text", action="store_true", help="print whole documents with highlights")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     common(s)
     s.set_defaults(func=cmd_search)
 
-    h = sub.add_parser("highlight", help="highlight the words of a text (or file) that answer a query")
+    h = sub.add_parser("highlight", help="highlight the sentence of a text (or file) that answers a query")
     h.add_argument("query")
     h.add_argument("text", help="a file path or the text itself")
     h.add_argument("--literal", action="store_true", help="treat TEXT as text even if a file has that name")
     h.add_argument("--threshold", type=float)
+    h.add_argument("--unit", choices=["sentence", "clause", "word"], help="sentence (default), clause or word")
     h.add_argument("--format", choices=["terminal", "html", "markdown"], default="terminal")
     h.add_argument("--json", action="store_true")
     common(h)

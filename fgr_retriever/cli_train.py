@@ -34,13 +34,19 @@ def register(sub) -> None:
     t.add_argument("--base", help="model to start from: any directory or hub id the core loads "
                                   "(default: the bundled model)")
     t.add_argument("--shared-data", help="folder holding highlight/ (e.g. ../shared/data): builds the standard mix")
-    t.add_argument("--sources", nargs="+", help="sources of the standard mix (default: all of "
-                                                "squad-v1.1 squad-v2.0-unanswerable nq hotpotqa)")
+    t.add_argument("--sources", nargs="+", help="sources of the standard mix (default: "
+                                                "squad-v1.1 squad-v2.0-unanswerable nq hotpotqa; also available: "
+                                                "squad-v1.1-train wikiqa selqa)")
     t.add_argument("--repeat", action="append", type=_key_value, default=[], metavar="SOURCE=N",
                    help="oversample a source of the standard mix, e.g. hotpotqa=3")
     t.add_argument("--train-file", action="append", default=[], help="highlight JSONL(.gz) file (repeatable)")
     t.add_argument("--config", help="JSON file of training options; command-line options override it")
     t.add_argument("--lambda", dest="token_loss_weight", type=float, help="λ, the token-loss weight (default 0.5)")
+    t.add_argument("--mu", dest="sentence_loss_weight", type=float,
+                   help="μ, the weight of the listwise within-passage sentence loss (default 0: off)")
+    t.add_argument("--sentence-temperature", type=float, help="softmax temperature of the sentence loss (0.05)")
+    t.add_argument("--token-target", choices=["span", "sentence"],
+                   help="token labels: the evidence spans, or the whole sentences that hold them (default span)")
     t.add_argument("--steps", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--grad-accumulation", type=int)
@@ -70,7 +76,8 @@ def _training_config(args: argparse.Namespace):
     if args.config:
         options.update(read_json(Path(args.config), InvalidInputError, "training config"))
     for name in ("token_loss_weight", "steps", "batch_size", "grad_accumulation", "lr", "head_lr", "freeze_layers",
-                 "train_doc_maxlen", "max_negatives", "kl_weight", "bf16", "seed", "save_every"):
+                 "train_doc_maxlen", "max_negatives", "kl_weight", "bf16", "seed", "save_every",
+                 "sentence_loss_weight", "sentence_temperature", "token_target"):
         value = getattr(args, name)
         if value is not None:
             options[name] = value

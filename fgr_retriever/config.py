@@ -7,12 +7,14 @@ from typing import Any, Literal, Mapping
 
 from .errors import InvalidInputError, ModelLoadError
 
-__all__ = ["FGRConfig", "FORMAT_VERSION"]
+__all__ = ["FGRConfig", "FORMAT_VERSION", "EVIDENCE_UNITS", "EvidenceUnit"]
 
 FORMAT_VERSION = 1
 
 RelevanceMode = Literal["shared", "projection", "residual_ffn"]
 RelevanceQueryTokens = Literal["content", "all"]
+EvidenceUnit = Literal["sentence", "clause", "word"]
+EVIDENCE_UNITS = ("sentence", "clause", "word")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,7 +39,16 @@ class FGRConfig:
             ``"content"`` (real query wordpieces only) or ``"all"`` (also specials and ``[MASK]``).
         relevance_scale / relevance_bias: initial ``a`` and ``b`` of ``sigmoid(a * cos + b)``;
             the trained values live in the weights.
-        threshold: calibrated probability above which a word is highlighted.
+        threshold: calibrated probability above which a word is highlighted (``unit="word"``).
+        evidence_unit: what evidence is made of by default: ``"sentence"`` (the best sentence and
+            those close to it), ``"clause"`` (long sentences cut at ``;`` and ``:``) or ``"word"``
+            (every word above ``threshold``, FGR-ColBERT's original decoding).
+        sentence_scale / sentence_bias: Platt calibration of a sentence's score (the mean, over
+            the query's tokens, of their best cosine in the sentence) into a probability.
+        sentence_threshold: a passage shows evidence only when its best sentence reaches this
+            probability (so passages that do not answer get nothing highlighted).
+        sentence_ratio: other sentences are evidence too when their probability is at least
+            this share of the best one's.
     """
 
     query_maxlen: int = 32
@@ -54,6 +65,11 @@ class FGRConfig:
     relevance_scale: float = 10.0
     relevance_bias: float = -5.0
     threshold: float = 0.5
+    evidence_unit: EvidenceUnit = "sentence"
+    sentence_scale: float = 10.0
+    sentence_bias: float = -5.0
+    sentence_threshold: float = 0.5
+    sentence_ratio: float = 0.9
 
     def __post_init__(self) -> None:
         specials = 2 + (self.query_marker is not None)
@@ -72,6 +88,12 @@ class FGRConfig:
             raise InvalidInputError(f"unknown relevance_query_tokens {self.relevance_query_tokens!r}")
         if not 0.0 < self.threshold < 1.0:
             raise InvalidInputError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.evidence_unit not in EVIDENCE_UNITS:
+            raise InvalidInputError(f"evidence_unit must be one of {EVIDENCE_UNITS}, got {self.evidence_unit!r}")
+        if not 0.0 <= self.sentence_threshold < 1.0 or not 0.0 < self.sentence_ratio <= 1.0:
+            raise InvalidInputError("sentence_threshold must be in [0, 1) and sentence_ratio in (0, 1]")
+        if not self.sentence_scale > 0:
+            raise InvalidInputError(f"sentence_scale must be positive, got {self.sentence_scale}")
 
     @property
     def doc_window_content(self) -> int:

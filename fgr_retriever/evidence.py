@@ -1,4 +1,4 @@
-"""Compact evidence strings for prompts: only the highlighted words, a little context, ``…`` for gaps."""
+"""Compact evidence strings for prompts: only the evidence, a little context, ``…`` for gaps."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 from .errors import InvalidInputError
 from .types import Span
 
-__all__ = ["evidence_text", "count_words"]
+__all__ = ["evidence_text", "count_words", "answer_in_spans"]
 
 _WORD = re.compile(r"\S+")
 _SPACE = re.compile(r"\s+")
@@ -92,3 +92,21 @@ def evidence_text(text: str, spans: Sequence[Span], *, context_words: int = 0, m
     if text[last_end:].strip():
         out.append(separator.rstrip())
     return "".join(out)
+
+
+def answer_in_spans(text: str, spans: Sequence[Span], answer: str) -> bool:
+    """Whether an occurrence of ``answer`` in ``text`` lies wholly inside one of ``spans``.
+
+    >>> text = "Weight: 0.9 kg. Width: 28 cm."
+    >>> answer_in_spans(text, [Span(start=0, end=15, text="Weight: 0.9 kg.", score=0.8)], "0.9 kg")
+    True
+    """
+    if not answer:
+        raise InvalidInputError("answer is empty")
+    start = text.find(answer)
+    while start >= 0:
+        end = start + len(answer)
+        if any(s.start <= start and end <= s.end for s in spans):
+            return True
+        start = text.find(answer, start + 1)
+    return False

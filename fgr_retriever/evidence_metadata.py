@@ -51,7 +51,7 @@ EVIDENCE_KEYS = (RELEVANCE_SCORE_KEY, EVIDENCE_SPANS_KEY, FULL_TEXT_KEY)
 def evidence_fields(result: SearchResult, *, evidence_only: bool = False) -> tuple[str, dict[str, Any]]:
     """The text to hand on and the evidence metadata for one search or re-rank result.
 
-    With ``evidence_only`` the text is ``result.evidence`` (the highlighted words with a little
+    With ``evidence_only`` the text is ``result.evidence`` (the highlighted evidence with a little
     context) and the full text moves to ``full_text``. A result with no highlighted span keeps
     its full text even then: an empty document would silently drop whatever the threshold missed.
     """

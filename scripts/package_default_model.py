@@ -1,6 +1,11 @@
 """Package a trained model as the bundled default: a small weight delta on top of all-MiniLM-L6-v2.
 
-    .venv/bin/python scripts/package_default_model.py runs/fgr-minilm/final --description "..."
+    .venv/bin/python scripts/package_default_model.py runs/fgr-minilm/final --description "..." \
+        --calibration benchmarks/results/evidence_quality.json --calibration-model NAME
+
+``--calibration`` takes the evidence calibration (unit, Platt scale and bias, threshold, ratio and
+the word threshold) that ``benchmarks/evidence_quality.py`` fitted for model NAME on the dev
+splits of the training sources, so the shipped numbers are the benchmarked ones.
 
 Writes ``fgr_retriever/default_model/delta.safetensors`` and ``default.json`` (config, base and
 delta checksums), then reloads the default and checks it reproduces the trained model's outputs.
@@ -26,10 +31,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="trained model directory (e.g. RUN/final)")
     parser.add_argument("--description", required=True)
-    parser.add_argument("--threshold", type=float, help="highlight threshold to ship (default: the model's)")
+    parser.add_argument("--threshold", type=float, help="word highlight threshold to ship (default: the model's)")
+    parser.add_argument("--calibration", help="evidence_quality.json holding the calibration to ship")
+    parser.add_argument("--calibration-model", help="the model's name in that file")
     args = parser.parse_args()
 
-    overrides = {"threshold": args.threshold} if args.threshold is not None else {}
+    overrides = {}
+    if args.calibration:
+        entry = json.loads(open(args.calibration, encoding="utf-8").read())["models"][args.calibration_model]
+        chosen = entry["chosen"]
+        overrides.update(evidence_unit=chosen["unit"], sentence_scale=chosen["scale"], sentence_bias=chosen["bias"],
+                         sentence_threshold=chosen["threshold"], sentence_ratio=chosen["ratio"],
+                         threshold=entry["word_threshold"])
+    if args.threshold is not None:
+        overrides["threshold"] = args.threshold
     trained = FGRColBERT.from_pretrained(args.model, **overrides)
     reference = reference_model(trained.config)
     delta = make_delta(trained.state_dict(), reference.state_dict())

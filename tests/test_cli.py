@@ -119,6 +119,27 @@ def test_highlight_text_and_file_formats(tmp_path, tiny_cli, capsys):
     assert "\x1b[" in capsys.readouterr().out
 
 
+def test_highlight_and_search_choose_the_evidence_unit(tmp_path, tiny_cli, capsys):
+    text = "Gift wrap is free. The warranty lasts five years. Boutiques open at ten."
+    assert cli.main(["highlight", "warranty", text, "--json", "--unit", "sentence", "--threshold", "0"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["unit"] == "sentence" and payload["threshold"] == 0.0
+    sentences = {"Gift wrap is free.", "The warranty lasts five years.", "Boutiques open at ten."}
+    assert payload["spans"] and all(s["text"] in sentences for s in payload["spans"])
+    assert cli.main(["highlight", "warranty", text, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unit"] == "word"  # the tiny test model's own unit
+    with pytest.raises(SystemExit):
+        cli.main(["highlight", "warranty", text, "--unit", "paragraph"])
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text(json.dumps({"id": "w", "text": text}) + "\n", encoding="utf-8")
+    assert cli.main(["index", str(docs), "--out", str(tmp_path / "idx"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert cli.main(["search", str(tmp_path / "idx"), "warranty", "--json", "--unit", "sentence",
+                     "--threshold", "0"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits[0]["spans"] and all(s["text"] in sentences for s in hits[0]["spans"])
+
+
 def test_highlight_empty_query_is_an_error(tiny_cli, capsys):
     assert cli.main(["highlight", "  ", "some text"]) == 1
     assert "query" in capsys.readouterr().err

@@ -13,7 +13,7 @@ from fgr_retriever import FGRColBERT
 from fgr_retriever.cli import main
 from fgr_retriever.delta import apply_delta, make_delta, read_delta, write_delta
 from fgr_retriever.errors import InvalidInputError, ModelLoadError
-from fgr_retriever.training import Trainer, TrainingConfig, _collate, token_labels
+from fgr_retriever.training import Trainer, TrainingConfig, _collate, evidence_sentences, token_labels
 from fgr_retriever.training_data import (
     TrainingExample,
     TrainingPassage,
@@ -241,6 +241,9 @@ def test_overrides_apply_to_config_and_head_but_not_shapes(tmp_path):
     ({"steps": 0}, "at least 1"),
     ({"batch_size": 2, "grad_accumulation": 4}, "grad_accumulation"),
     ({"warmup_ratio": 1.0}, "warmup_ratio"),
+    ({"sentence_loss_weight": -1.0}, "sentence_loss_weight"),
+    ({"sentence_temperature": 0.0}, "sentence_temperature"),
+    ({"token_target": "paragraph"}, "token_target"),
 ])
 def test_training_config_validation(options, message):
     with pytest.raises(InvalidInputError, match=message):
@@ -252,6 +255,77 @@ def test_token_only_data_needs_lambda_one(tmp_path):
     with pytest.raises(InvalidInputError, match="token_loss_weight=1"):
         Trainer(model=make_tiny_model(), examples=only_negatives, config=TrainingConfig(steps=1),
                 output_dir=tmp_path / "x", show_progress_bar=False)
+
+
+# ------------------------------------------------------------------ sentence evidence
+SENTENCE_PASSAGES = [
+    ("when was the bridge built", "The town has a river. The old stone bridge was built in 1742. Tourists like it.",
+     "1742"),
+    ("who painted the ceiling", "The chapel is small. Its ceiling was painted by Anna Berg. Mass is at nine.",
+     "Anna Berg"),
+    ("what colour is the tower", "The tower is painted deep green. It fades in the sun. Visits are free.",
+     "deep green"),
+    ("how tall is the lighthouse", "The coast is rocky. At forty metres the lighthouse is the tallest. Birds nest.",
+     "forty metres"),
+]
+
+
+def sentence_examples() -> list[TrainingExample]:
+    out = []
+    for query, text, answer in SENTENCE_PASSAGES:
+        start = text.index(answer)
+        out.append(TrainingExample(query=query, positive=TrainingPassage(text=text, spans=((start, start + len(answer)),))))
+    return out
+
+
+def test_evidence_sentences_mark_the_sentences_that_hold_a_span():
+    text = "The town has a river. The old stone bridge was built in 1742. Tourists like it."
+    sentences, evidence = evidence_sentences(text, [(text.index("1742"), text.index("1742") + 4)])
+    assert [text[s:e] for s, e in sentences] == ["The town has a river.", "The old stone bridge was built in 1742.",
+                                                  "Tourists like it."]
+    assert evidence == [False, True, False]
+    assert evidence_sentences(text, [])[1] == [False, False, False]
+
+
+def test_sentence_target_widens_token_labels_to_the_sentence(tmp_path):
+    trainer = Trainer(model=make_tiny_model(), examples=sentence_examples(), show_progress_bar=False,
+                      config=TrainingConfig(steps=1, token_target="sentence"), output_dir=tmp_path / "s")
+    passage = sentence_examples()[0].positive
+    (start, end), = trainer._label_spans(passage)
+    assert passage.text[start:end] == "The old stone bridge was built in 1742."
+    spans_only = Trainer(model=make_tiny_model(), examples=sentence_examples(), show_progress_bar=False,
+                         config=TrainingConfig(steps=1), output_dir=tmp_path / "t")
+    assert spans_only._label_spans(passage) == passage.spans
+
+
+def test_sentence_loss_teaches_the_encoder_to_rank_evidence_sentences(tmp_path):
+    model = make_tiny_model(evidence_unit="sentence")
+    config = TrainingConfig(steps=40, batch_size=4, lr=3e-3, head_lr=3e-2, warmup_ratio=0.0, save_every=100,
+                            train_doc_maxlen=24, sentence_loss_weight=1.0, token_loss_weight=0.2,
+                            token_target="sentence")
+    Trainer(model=model, examples=sentence_examples(), config=config, output_dir=tmp_path / "run",
+            show_progress_bar=False).train()
+    log = [json.loads(line) for line in (tmp_path / "run" / "training_log.jsonl").read_text().splitlines()]
+    assert all("sentence_loss" in r and 0.0 <= r["sentence_top1"] <= 1.0 for r in log)
+    assert sum(r["sentence_loss"] for r in log[-5:]) < sum(r["sentence_loss"] for r in log[:5])
+    # what was learnt is what the decoder reads: the answer's sentence ranks first
+    for query, text, answer in SENTENCE_PASSAGES:
+        q = model.encode_queries(query)[0]
+        enc = model.encode_documents(text)[0]
+        units, probs = model.unit_probabilities(q, text, enc.vectors, enc.offsets)
+        assert answer in text[slice(*units[int(probs.argmax())])]
+
+
+def test_new_shared_sources_split_by_question_and_keep_negatives(shared_data):
+    sources = ("squad-v1.1-train", "wikiqa", "selqa")
+    train = shared_data_examples(shared_data, split="train", sources=sources)
+    dev = shared_data_examples(shared_data, split="dev", sources=sources)
+    assert {ex.source for ex in train} == {"squad-v1.1-train", "wikiqa", "selqa"}
+    assert not any(ex.source == "squad-v1.1-train" for ex in dev)  # its dev side is another file
+    for source in ("wikiqa", "selqa"):
+        assert not {ex.query for ex in train if ex.source == source} & {ex.query for ex in dev if ex.source == source}
+    unanswered = [ex for ex in train if ex.source == "wikiqa" and not ex.rank]
+    assert unanswered and all(ex.positive.spans == () for ex in unanswered)
 
 
 # ------------------------------------------------------------------ CLI
@@ -268,6 +342,12 @@ def test_train_cli_end_to_end(tmp_path, capsys):
     assert len((tmp_path / "run" / "training_log.jsonl").read_text().splitlines()) == 2
     assert main(["train", "--out", str(tmp_path / "x")]) == 1
     assert "no training data" in capsys.readouterr().err
+    code = main(["train", "--base", str(base), "--train-file", str(data), "--out", str(tmp_path / "run2"),
+                 "--steps", "1", "--batch-size", "2", "--mu", "1.0", "--token-target", "sentence",
+                 "--sentence-temperature", "0.1", "--quiet"])
+    assert code == 0
+    saved = json.loads((tmp_path / "run2" / "training_config.json").read_text())
+    assert (saved["sentence_loss_weight"], saved["token_target"], saved["sentence_temperature"]) == (1.0, "sentence", 0.1)
 
 
 # ------------------------------------------------------------------ weight deltas

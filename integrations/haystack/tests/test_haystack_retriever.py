@@ -158,3 +158,25 @@ async def test_run_async_matches_run(filled_store):
     sync = retriever.run(query="how do I wash cashmere")["documents"]
     async_ = (await retriever.run_async(query="how do I wash cashmere"))["documents"]
     assert async_ == sync
+
+
+def test_sentence_evidence_reaches_haystack_documents(tmp_path, shop_docs):
+    """With a sentence-evidence model (every bundled model since issue 9) each evidence span is a
+    whole sentence of the document, and evidence_only keeps just that sentence."""
+    from fgr_retriever.sentences import split_sentences
+    from fgr_retriever.testing import tiny_model
+    from haystack_integrations.document_stores.fgr import FGRColBERTDocumentStore
+
+    path = tmp_path / "sentence-model"
+    tiny_model(evidence_unit="sentence", sentence_threshold=0.0, sentence_ratio=1.0).save_pretrained(path)
+    store = FGRColBERTDocumentStore(model=str(path), context_words=0)
+    store.write_documents([Document(id=d.id, content=d.content + " Ask any boutique for help.", meta=d.meta)
+                           for d in shop_docs])
+    documents = FGRColBERTRetriever(store, evidence_only=True, top_k=4).run(query="wash cashmere")["documents"]
+    assert len(documents) == 4
+    for doc in documents:
+        full = doc.meta["full_text"]
+        sentences = [full[s:e] for s, e in split_sentences(full)]
+        spans = doc.meta["evidence_spans"]
+        assert len(spans) == 1 and spans[0]["text"] in sentences
+        assert doc.content.strip(" …") == spans[0]["text"]  # "…" marks the text left out

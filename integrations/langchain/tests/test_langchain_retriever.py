@@ -340,8 +340,30 @@ def test_default_model_finds_and_highlights_the_answer(default_model, corpus):
     best = retriever.invoke("How many days do I have to send an order back?")[0]
     assert best.id == "returns" and best.metadata["category"] == "policy"
     spans = best.metadata["evidence_spans"]
-    assert any("30 days" in s["text"] for s in spans)
-    assert best.page_content != best.metadata["full_text"]
+    assert any("30 days" in s["text"] for s in spans)  # the answering sentence
+    # the text is one sentence, so its evidence (the sentence) is the whole text
+    assert "30 days" in best.page_content
+    assert best.metadata.get("full_text", best.page_content) == corpus["texts"][corpus["ids"].index("returns")]
     _check_spans(best)
     care = retriever.invoke("how should silk be cleaned", filter={"category": "care"})
     assert care[0].id == "silk"
+
+
+# ------------------------------------------------------------ sentence evidence
+def test_sentence_evidence_reaches_langchain_documents(corpus):
+    """With a sentence-evidence model (every bundled model since issue 9) the spans are whole
+    sentences of the page content, and evidence_only keeps just those sentences."""
+    from fgr_retriever.sentences import split_sentences
+    from fgr_retriever.testing import tiny_model
+
+    model = tiny_model(evidence_unit="sentence", sentence_threshold=0.0, sentence_ratio=1.0)
+    texts = [t + " Ask any boutique for help." for t in corpus["texts"]]
+    retriever = FGRColBERTRetriever.from_texts(texts, ids=corpus["ids"], model=model, k=3, evidence_only=True,
+                                               context_words=0)
+    for doc in retriever.invoke(QUERY):
+        full = doc.metadata.get("full_text", doc.page_content)
+        sentences = {full[s:e] for s, e in split_sentences(full)}
+        assert doc.metadata["evidence_spans"]
+        assert all(span["text"] in sentences for span in doc.metadata["evidence_spans"])
+        _check_spans(doc)
+        assert doc.page_content in sentences or "…" in doc.page_content

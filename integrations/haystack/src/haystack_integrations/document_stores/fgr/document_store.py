@@ -1,7 +1,7 @@
 """A Haystack document store backed by an FGR-ColBERT index.
 
 Documents are encoded token by token when they are written, so a search returns not only the
-best documents but, for each, the words that answer the query (see
+best documents but, for each, the sentence that answers the query (see
 :mod:`fgr_retriever.evidence_metadata`). Use it with
 :class:`~haystack_integrations.components.retrievers.fgr.FGRColBERTRetriever`.
 """

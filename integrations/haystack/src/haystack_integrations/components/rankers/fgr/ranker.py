@@ -38,7 +38,7 @@ def _best_per_id(documents: list[Document]) -> list[Document]:
 @component
 class FGRColBERTRanker:
     """
-    Re-ranks documents from any source with FGR-ColBERT and marks the words that answer the query.
+    Re-ranks documents from any source with FGR-ColBERT and marks the sentence that answers the query.
 
     No index is needed: documents are encoded on the fly. The output documents are new objects (the
     inputs are left untouched), best first, with `score` (ColBERT MaxSim) and the evidence schema
@@ -61,12 +61,12 @@ class FGRColBERTRanker:
         query="How long do I have to return an item?",
         documents=[
             Document(content="Silk scarves should be dry-cleaned only."),
-            Document(content="Returns are accepted within 30 days of delivery."),
+            Document(content="Returns are free. You can return an item within 30 days of delivery."),
         ],
     )
     best = result["documents"][0]
-    print(best.content, [span["text"] for span in best.meta["evidence_spans"]])
-    # Returns are accepted within 30 days of delivery. ['Returns are', 'within 30 days of']
+    print([span["text"] for span in best.meta["evidence_spans"]])
+    # ['You can return an item within 30 days of delivery.']
     ```
     """
 
@@ -88,7 +88,7 @@ class FGRColBERTRanker:
 
         :param model: A model directory or Hugging Face hub id; `None` is the bundled default (offline).
         :param top_k: The maximum number of documents to return; must be > 0.
-        :param evidence_only: Replace each document's content with its evidence (highlighted words with
+        :param evidence_only: Replace each document's content with its evidence (highlighted sentences with
             `context_words` words of context); the full text moves to `meta["full_text"]`.
         :param threshold: Token probability above which words count as evidence; `None` uses the
             model's own threshold.

@@ -18,7 +18,7 @@ __all__ = ["FGRColBERTRetriever"]
 @component
 class FGRColBERTRetriever:
     """
-    Retrieves documents from an `FGRColBERTDocumentStore` and marks the words that answer the query.
+    Retrieves documents from an `FGRColBERTDocumentStore` and marks the sentence that answers the query.
 
     Each returned Document is a new object with `score` (the ColBERT MaxSim score; comparable between
     documents of one query only) and, in `meta`, the evidence schema shared by all fgr-retriever
@@ -35,13 +35,14 @@ class FGRColBERTRetriever:
 
     store = FGRColBERTDocumentStore()
     store.write_documents([
-        Document(content="Returns are accepted within 30 days of delivery.", meta={"topic": "policy"}),
+        Document(content="Returns are free. You can return an item within 30 days of delivery.",
+                 meta={"topic": "policy"}),
         Document(content="Silk scarves should be dry-cleaned only.", meta={"topic": "care"}),
     ])
     retriever = FGRColBERTRetriever(store, top_k=1)
     best = retriever.run(query="How long do I have to return an item?")["documents"][0]
     print(best.meta["topic"], [span["text"] for span in best.meta["evidence_spans"]])
-    # policy ['Returns are', 'within 30 days of']
+    # policy ['You can return an item within 30 days of delivery.']
     ```
     """
 
@@ -63,7 +64,7 @@ class FGRColBERTRetriever:
         :param filters: Haystack filters applied to every search.
         :param filter_policy: How run-time filters combine with `filters`: `REPLACE` (default) uses the
             run-time filters instead; `MERGE` combines both.
-        :param evidence_only: Replace each document's content with its evidence (the highlighted words
+        :param evidence_only: Replace each document's content with its evidence (the highlighted sentences
             with some context); the full text moves to `meta["full_text"]`. A document with no
             highlighted span keeps its full content.
         :param threshold: Token probability above which words count as evidence; `None` uses the
