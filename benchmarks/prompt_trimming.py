@@ -80,7 +80,10 @@ def variants(default_threshold: float) -> list[dict]:
          "threshold": default_threshold, "context_words": 8, "without_evidence": "skip"},
         {"name": f"evidence, threshold {default_threshold:g}, ±16 words", "mode": "evidence",
          "threshold": default_threshold, "context_words": 16, "without_evidence": "skip"},
-        {"name": "evidence, threshold 0.08, ±8 words", "mode": "evidence", "threshold": 0.08, "context_words": 8,
+        {"name": f"evidence, threshold {default_threshold:g}, ±32 words", "mode": "evidence",
+         "threshold": default_threshold, "context_words": 32, "without_evidence": "skip"},
+        # threshold 0: every hit contributes its best sentence(s), none is left out as "no evidence"
+        {"name": "evidence, threshold 0, ±8 words", "mode": "evidence", "threshold": 0.0, "context_words": 8,
          "without_evidence": "skip"},
         # the fair baseline: whole documents in rank order, cut to the size the evidence prompt had
         {"name": "full documents cut to the size of evidence ±16", "mode": "full", "threshold": default_threshold,
@@ -103,7 +106,7 @@ def run_dataset(name: str, model: FGRColBERT, limit: int, seed: int) -> dict:
     rows = []
     sizes: dict[tuple[str, int], list[int]] = {}  # (variant, k) -> context size per question
     by_threshold: dict[float, list] = {}
-    for v in variants(model.threshold):
+    for v in variants(model.resolve_evidence(None, None)[1]):
         thr = v["threshold"]
         if thr not in by_threshold:
             by_threshold[thr] = [retriever.search(q["question"], k=max(KS), threshold=thr)

@@ -60,7 +60,7 @@ __all__ = [
     "model_token_probabilities", "score_with_model", "score_with_spans", "highlight_metrics",
     "precision_recall_curve", "best_threshold", "evaluate_highlights", "evaluate_span_predictor",
     "evaluate_baselines", "calibrate_threshold", "select_all_spans", "best_overlap_sentence_spans",
-    "split_sentences", "BASELINES", "default_tokenizer",
+    "split_sentences", "first_sentence_spans", "BASELINES", "default_tokenizer",
     "BeirDataset", "load_beir", "document_text", "ndcg_at_k", "mrr_at_k", "recall_at_k",
     "Ranker", "BM25RunRanker", "FGRRanker", "DenseRanker", "RetrievalReport", "evaluate_retrieval",
     "select_queries", "EfficiencyReport", "measure_efficiency",
@@ -544,8 +544,14 @@ def best_overlap_sentence_spans(query: str, passage: str) -> list[tuple[int, int
     return [sentences[int(np.argmax(overlaps))]]  # argmax returns the first maximum
 
 
+def first_sentence_spans(query: str, passage: str) -> list[tuple[int, int]]:
+    """Baseline: the passage's first sentence (strong where answers lead, as in Wikipedia summaries)."""
+    return split_sentences(passage)[:1]
+
+
 BASELINES: dict[str, SpanPredictor] = {
     "select_all": select_all_spans,
+    "first_sentence": first_sentence_spans,
     "best_overlap_sentence": best_overlap_sentence_spans,
 }
 

@@ -203,6 +203,7 @@ def test_split_sentences_and_overlap_baseline():
     assert ev.best_overlap_sentence_spans("the and", text) == [sents[0]]
     assert ev.select_all_spans("q", text) == [(0, len(text))]
     assert ev.best_overlap_sentence_spans("q", "") == []
+    assert ev.first_sentence_spans("q", text) == [sents[0]] and ev.first_sentence_spans("q", " ") == []
 
 
 def test_baselines_and_span_predictor(tmp_path, tiny_model):
@@ -411,7 +412,8 @@ def test_cli_eval_end_to_end(tmp_path, saved_tiny, capsys):
     res = json.loads(out.read_text(encoding="utf-8"))
     assert res["threshold"] == 0.4
     systems = {(h["system"], h["unit"]) for h in res["highlight"]}
-    assert systems == {(s, u) for s in ("model", "select_all", "best_overlap_sentence") for u in ("wordpiece", "word")}
+    assert systems == {(s, u) for s in ("model", "select_all", "first_sentence", "best_overlap_sentence")
+                       for u in ("wordpiece", "word")}
     sel = next(h for h in res["highlight"] if h["system"] == "select_all" and h["unit"] == "word")
     assert sel["metrics"]["recall"] == 1.0
     runs = {(r["ranker"], r["mode"]) for r in res["retrieval"]}
@@ -483,4 +485,5 @@ def test_shared_msmarco_human_baselines(shared_data):
     assert len(examples) == 120
     res = ev.evaluate_baselines(examples, units="wordpiece")
     assert res["select_all"]["wordpiece"].metrics.micro_f1 == pytest.approx(0.461, abs=0.01)
-    assert res["best_overlap_sentence"]["wordpiece"].metrics.micro_f1 == pytest.approx(0.499, abs=0.01)
+    assert res["best_overlap_sentence"]["wordpiece"].metrics.micro_f1 == pytest.approx(0.508, abs=0.01)
+    assert res["first_sentence"]["wordpiece"].metrics.micro_f1 == pytest.approx(0.443, abs=0.01)
