@@ -48,6 +48,7 @@ from fgr_retriever.evaluation import (
 )
 from fgr_retriever.highlighting import combine_windows, spans_from_tokens
 from fgr_retriever.sentence_evidence import calibrated, select_units, text_units, unit_scores
+from fgr_retriever.training import evidence_sentences
 from fgr_retriever.training_data import article_split, question_split
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -75,8 +76,8 @@ class Example:
 
 def _widen(passage: str, spans) -> tuple:
     """Gold answer spans widened to the sentences holding them."""
-    sents = text_units(passage, "sentence")
-    return tuple(s for s in sents if any(a < s[1] and b > s[0] for a, b in spans))
+    sentences, evidence = evidence_sentences(passage, spans)
+    return tuple(s for s, ev in zip(sentences, evidence) if ev)
 
 
 def load_sets(data: Path, *, seed: int = 0, squad_n: int = 600, hotpot_q: int = 120) -> dict[str, list[Example]]:

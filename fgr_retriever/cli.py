@@ -107,7 +107,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def cmd_index(args: argparse.Namespace) -> int:
     from .documents_io import read_documents
     from .retriever import FGRRetriever

@@ -17,7 +17,7 @@ import numpy as np
 from .errors import InvalidInputError
 from .types import Span, TokenScore
 
-__all__ = ["combine_windows", "tokens_to_words", "words_to_spans", "spans_from_tokens", "Word"]
+__all__ = ["combine_windows", "tokens_to_words", "words_to_spans", "spans_from_tokens", "check_pooling", "Word"]
 
 WordPooling = Literal["max", "mean", "first"]
 Word = tuple[int, int, float]  # (start, end, score)
@@ -25,6 +25,12 @@ Word = tuple[int, int, float]  # (start, end, score)
 
 def _is_punct(text: str) -> bool:
     return bool(text) and all(ch in string.punctuation or unicodedata.category(ch)[0] in "PZ" for ch in text)
+
+
+def check_pooling(pooling: object) -> None:
+    """:class:`InvalidInputError` unless ``pooling`` is one of the word poolings."""
+    if pooling not in ("max", "mean", "first"):
+        raise InvalidInputError(f"pooling must be 'max', 'mean' or 'first', got {pooling!r}")
 
 
 def combine_windows(parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -60,8 +66,7 @@ def tokens_to_words(text: str, offsets: np.ndarray, probs: np.ndarray, *,
     Punctuation-only tokens are left out, so ``1,200`` gives the words ``1`` and ``200`` and a
     span covering both still includes the comma between them.
     """
-    if pooling not in ("max", "mean", "first"):
-        raise InvalidInputError(f"pooling must be 'max', 'mean' or 'first', got {pooling!r}")
+    check_pooling(pooling)
     words: list[Word] = []
     cur_start = cur_end = -1
     cur: list[float] = []

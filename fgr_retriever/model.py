@@ -15,10 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import FGRConfig
+from .config import EVIDENCE_UNITS, FGRConfig
 from .errors import InvalidInputError
-from .config import EVIDENCE_UNITS
-from .highlighting import WordPooling, combine_windows, spans_from_tokens, token_scores
+from .highlighting import WordPooling, check_pooling, combine_windows, spans_from_tokens, token_scores
 from .relevance import RelevanceHead
 from .scoring import window_maxsim
 from .sentence_evidence import calibrated, select_units, text_units, unit_scores, unit_spans
@@ -307,8 +306,7 @@ class FGRColBERT(nn.Module):
         probability the best sentence, or each word, must reach.
         """
         unit, threshold = self.resolve_evidence(unit, threshold)
-        if pooling not in ("max", "mean", "first"):
-            raise InvalidInputError(f"pooling must be 'max', 'mean' or 'first', got {pooling!r}")
+        check_pooling(pooling)
         if unit == "word":
             probs = self.token_probabilities(query, vectors, relevance_vectors)
             offs, merged = combine_windows([(offsets.numpy(), probs.numpy())])
@@ -374,8 +372,7 @@ class FGRColBERT(nn.Module):
         single = isinstance(text, str)
         texts = check_texts(text, what="text")
         unit, threshold = self.resolve_evidence(unit, threshold)
-        if pooling not in ("max", "mean", "first"):
-            raise InvalidInputError(f"pooling must be 'max', 'mean' or 'first', got {pooling!r}")
+        check_pooling(pooling)  # before any encoding, also when every text is blank
         out: list[list[Span]] = [[] for _ in texts]
         todo = [i for i, t in enumerate(texts) if t.strip()]
         if todo:

@@ -29,7 +29,7 @@ import numpy as np
 from .sentences import split_clauses, split_sentences
 from .types import Span
 
-__all__ = ["text_units", "unit_scores", "select_units", "unit_spans", "calibrated"]
+__all__ = ["text_units", "token_units", "unit_scores", "select_units", "unit_spans", "calibrated"]
 
 
 def text_units(text: str, unit: str) -> list[tuple[int, int]]:
@@ -46,15 +46,10 @@ def unit_scores(similarities: np.ndarray, offsets: np.ndarray, units: Sequence[t
     punctuation) gets ``-inf`` and is never chosen.
     """
     scores = np.full(len(units), -np.inf, dtype=np.float32)
-    if not len(units) or similarities.shape[0] == 0 or similarities.shape[1] == 0:
+    if similarities.shape[0] == 0 or similarities.shape[1] == 0:
         return scores
-    starts = np.asarray([s for s, _ in units], dtype=np.int64)
-    ends = np.asarray([e for _, e in units], dtype=np.int64)
-    tok_start, tok_end = offsets[:, 0].astype(np.int64), offsets[:, 1].astype(np.int64)
-    # the unit a token starts in; tokens outside every unit (specials, whitespace) are dropped
-    idx = np.searchsorted(starts, tok_start, side="right") - 1
-    ok = (tok_start >= 0) & (tok_end > tok_start) & (idx >= 0)
-    ok &= tok_start < ends[np.clip(idx, 0, len(units) - 1)]
+    idx = token_units(offsets, units)
+    ok = idx >= 0
     if not ok.any():
         return scores
     idx, sims = idx[ok], similarities[ok]
@@ -64,6 +59,23 @@ def unit_scores(similarities: np.ndarray, offsets: np.ndarray, units: Sequence[t
     best = np.maximum.reduceat(sims, first, axis=0)  # [U_present, Q]
     scores[present] = best.mean(axis=1)
     return scores
+
+
+def token_units(offsets: np.ndarray, units: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Per token (``offsets [T, 2]``), the index of the unit it starts in, ``-1`` for specials
+    and tokens outside every unit. Training uses the same mapping, so the sentence score it
+    teaches is the one decoded here."""
+    out = np.full(len(offsets), -1, dtype=np.int64)
+    if not len(units) or not len(offsets):
+        return out
+    starts = np.asarray([s for s, _ in units], dtype=np.int64)
+    ends = np.asarray([e for _, e in units], dtype=np.int64)
+    tok_start, tok_end = offsets[:, 0].astype(np.int64), offsets[:, 1].astype(np.int64)
+    idx = np.searchsorted(starts, tok_start, side="right") - 1
+    ok = (tok_start >= 0) & (tok_end > tok_start) & (idx >= 0)
+    ok &= tok_start < ends[np.clip(idx, 0, len(units) - 1)]
+    out[ok] = idx[ok]
+    return out
 
 
 def calibrated(scores: np.ndarray, *, scale: float, bias: float) -> np.ndarray:

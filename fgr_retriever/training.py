@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from ._io import atomic_directory, atomic_write_text, read_json
 from .errors import InvalidInputError
 from .model import FGRColBERT
+from .sentence_evidence import token_units
 from .sentences import split_sentences
 from .tokenization import ColBERTTokenizer
 from .training_data import TrainingExample, TrainingPassage
@@ -148,15 +149,6 @@ def evidence_sentences(text: str, spans: Sequence[tuple[int, int]]) -> tuple[lis
     """The sentences of ``text`` and, for each, whether it overlaps an evidence span."""
     sentences = split_sentences(text)
     return sentences, [any(s < e2 and e > s2 for s2, e2 in spans) for s, e in sentences]
-
-
-def _sentence_ids(offsets: torch.Tensor, sentences: Sequence[tuple[int, int]]) -> torch.Tensor:
-    """Per token (``offsets [L, 2]``) the index of the sentence holding it, ``-1`` for none."""
-    ids = torch.full(offsets.shape[:1], -1, dtype=torch.long)
-    start, end = offsets[:, 0], offsets[:, 1]
-    for k, (s, e) in enumerate(sentences):
-        ids[(start >= s) & (end <= e) & (start >= 0) & (end > start)] = k
-    return ids
 
 
 @dataclass
@@ -382,7 +374,7 @@ class Trainer:
             if not passage.spans:
                 continue
             sentences, evidence = evidence_sentences(passage.text, passage.spans)
-            ids = _sentence_ids(offsets[col], sentences).to(sim.device)
+            ids = torch.from_numpy(token_units(offsets[col].numpy(), sentences)).to(sim.device)
             present = sorted(set(ids[ids >= 0].tolist()))
             positive = [k for k in present if evidence[k]]
             if len(present) < 2 or not positive or len(positive) == len(present):

