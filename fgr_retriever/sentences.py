@@ -2,8 +2,8 @@
 
 Evidence is chosen sentence by sentence, so a wrong boundary cuts an answer in two. BlingFire's
 finite-state segmenter keeps abbreviations, decimals, times and units together (``2 p.m. Paris
-time``, ``0.9 kg``, ``No. 5``) and costs about 0.3 ms per passage here; pySBD (6 ms) and
-sentencex (splits after ``p.m.``) were compared on our data and lost (``docs/concepts.md``).
+time``, ``0.9 kg``, ``No. 5``) and costs about 0.2 ms per passage here; pySBD (5 ms) and
+sentencex both split after ``p.m.`` (``benchmarks/experiments/sentence_segmenters.py``).
 
 Three things BlingFire does not do are handled here: line breaks always end a unit (product
 sheets and lists put one fact per line, and BlingFire joins lines), a lone abbreviation it cuts
