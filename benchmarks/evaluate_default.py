@@ -43,7 +43,7 @@ from fgr_retriever.evaluation import (
     read_highlight_file,
     score_with_model,
 )
-from fgr_retriever.training_data import article_split
+from fgr_retriever.distill.training_data import article_split
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -181,10 +181,11 @@ def main() -> int:
 
 def _untrained() -> FGRColBERT:
     """The previous bundled default: base weights as ColBERT vectors, head fitted, not trained."""
-    from fgr_retriever.config import FGRConfig
-    from fgr_retriever.serialization import reference_model
+    from fgr_retriever.model.config import FGRConfig
+    from fgr_retriever.model.serialization import reference_model
 
-    return reference_model(FGRConfig(dim=384, relevance_scale=1.4504, relevance_bias=-0.9256, threshold=0.485))
+    config = FGRConfig(dim=384, relevance_scale=1.4504, relevance_bias=-0.9256, threshold=0.485)
+    return reference_model(config, model_cls=FGRColBERT)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ For SQuAD v1.1 and NQ-open (``../shared/data/highlight``), the questions and par
 *dev* split (articles the default model never saw in training, ``article_split(title) == "dev"``)
 form a small open-book QA task: every paragraph of the split is indexed, each question retrieves
 its top k (3, 5, 10), and the context block a generator would receive is built twice — from the
-whole documents, and from the evidence only (:func:`fgr_retriever.prompting.build_context`).
+whole documents, and from the evidence only (:func:`fgr_retriever.evidence.prompting.build_context`).
 
 Reported per dataset, k and variant:
 
@@ -35,8 +35,8 @@ from tqdm.auto import tqdm
 
 from fgr_retriever import FGRColBERT, FGRRetriever
 from fgr_retriever._io import atomic_write_text, iter_jsonl
-from fgr_retriever.prompting import build_context
-from fgr_retriever.training_data import article_split
+from fgr_retriever.evidence.prompting import build_context
+from fgr_retriever.distill.training_data import article_split
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "highlight"
 OUT = Path(__file__).resolve().parent / "results" / "prompt_trimming.json"

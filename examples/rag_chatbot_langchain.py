@@ -23,7 +23,7 @@ from langchain_core.documents import Document  # noqa: E402
 from langchain_core.output_parsers import StrOutputParser  # noqa: E402
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough  # noqa: E402
 
-from fgr_retriever.extractive import extractive_answer  # noqa: E402
+from fgr_retriever.evidence.extractive import extractive_answer  # noqa: E402
 from langchain_fgr import FGRColBERTRetriever, create_evidence_prompt, format_evidence  # noqa: E402
 from langchain_fgr.prompts import evidence_sources  # noqa: E402
 
@@ -33,7 +33,7 @@ def chat_model_from_environment() -> Any | None:
     settings = llm_settings()
     if not settings["model"]:
         return None
-    from fgr_retriever.labeling import chat_model_from_spec, openai_compatible
+    from fgr_retriever.distill.labeling import chat_model_from_spec, openai_compatible
 
     if settings["base_url"] or ":" not in settings["model"]:
         # an OpenAI-compatible server, or OpenAI itself (needs langchain-openai)

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-from .config import FGRConfig
 from .errors import (
     DocumentNotFoundError,
     DuplicateIdError,
@@ -23,8 +22,8 @@ from .errors import (
     ModelLoadError,
     ModelMismatchError,
 )
-from .evidence import evidence_text
-from .evidence_metadata import (
+from .evidence.extractive import ExtractiveAnswer, extractive_answer
+from .evidence.metadata import (
     EVIDENCE_SPANS_KEY,
     FULL_TEXT_KEY,
     RELEVANCE_SCORE_KEY,
@@ -32,12 +31,13 @@ from .evidence_metadata import (
     full_text_of,
     spans_from_metadata,
 )
-from .extractive import ExtractiveAnswer, extractive_answer
-from .filters import compile_filter
+from .evidence.prompting import Citation, EvidenceContext, EvidenceSource, build_context, build_prompt
+from .evidence.rendering import render_ansi, render_html, render_markdown
+from .evidence.text import evidence_text
 from .index import EmbeddedIndex, Index
-from .model import FGRColBERT, QueryEncoding, TextEncoding
-from .prompting import Citation, EvidenceContext, EvidenceSource, build_context, build_prompt
-from .rendering import render_ansi, render_html, render_markdown
+from .index.filters import compile_filter
+from .model.config import FGRConfig
+from .model.encoder import FGRColBERT, QueryEncoding, TextEncoding
 from .retriever import FGRRetriever
 from .types import Document, SearchResult, Span, TokenScore
 

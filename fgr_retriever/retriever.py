@@ -18,10 +18,10 @@ from .errors import (
     InvalidInputError,
     ModelMismatchError,
 )
-from .evidence import evidence_text
-from .filters import MetadataFilter, compile_document_filter
+from .evidence.text import evidence_text
 from .index import EmbeddedIndex, Index
-from .model import FGRColBERT, QueryEncoding
+from .index.filters import MetadataFilter, compile_document_filter
+from .model.encoder import FGRColBERT, QueryEncoding
 from .types import Document, SearchResult, Span
 from .validation import check_k, check_query
 

@@ -31,8 +31,8 @@ def tiny_model(**config_overrides: Any):
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from .config import FGRConfig
-    from .model import FGRColBERT
+    from .model.config import FGRConfig
+    from .model.encoder import FGRColBERT
 
     state = torch.random.get_rng_state()
     try:

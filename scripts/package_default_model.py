@@ -21,8 +21,8 @@ import torch
 
 from fgr_retriever import FGRColBERT
 from fgr_retriever._io import atomic_write_text, sha256_file
-from fgr_retriever.delta import make_delta, write_delta
-from fgr_retriever.serialization import DEFAULT_MODEL_DIR, base_weights_dir, reference_model
+from fgr_retriever.model.delta import make_delta, write_delta
+from fgr_retriever.model.serialization import DEFAULT_MODEL_DIR, base_weights_dir, reference_model
 
 LIMIT_BYTES = 20 * 1024 * 1024
 
@@ -46,7 +46,7 @@ def main() -> int:
     if args.threshold is not None:
         overrides["threshold"] = args.threshold
     trained = FGRColBERT.from_pretrained(args.model, **overrides)
-    reference = reference_model(trained.config)
+    reference = reference_model(trained.config, model_cls=type(trained))
     delta = make_delta(trained.state_dict(), reference.state_dict())
     base_sha = sha256_file(base_weights_dir() / "model.safetensors")
     target = DEFAULT_MODEL_DIR / "delta.safetensors"

@@ -30,8 +30,8 @@ import torch
 from safetensors.torch import save_file
 
 from fgr_retriever import FGRColBERT
-from fgr_retriever.training import Trainer, TrainingConfig, _collate
-from fgr_retriever.training_data import count_by_source, shared_data_examples
+from fgr_retriever.distill.training import Trainer, TrainingConfig, _collate
+from fgr_retriever.distill.training_data import count_by_source, shared_data_examples
 
 SOURCES = ("squad-v1.1-train", "squad-v2.0-unanswerable", "nq", "hotpotqa", "wikiqa", "selqa")
 REPEAT = {"wikiqa": 3, "selqa": 2, "hotpotqa": 3, "nq": 2}

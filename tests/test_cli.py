@@ -7,12 +7,13 @@ import json
 import pytest
 
 from fgr_retriever import cli
+from fgr_retriever.cli import common
 
 
 @pytest.fixture
 def tiny_cli(monkeypatch, tiny_model):
     """Make every CLI model load return the tiny model, so CLI tests stay fast."""
-    monkeypatch.setattr(cli, "_load_model", lambda name: tiny_model)
+    monkeypatch.setattr(common, "load_model", lambda name: tiny_model)
     from fgr_retriever import FGRColBERT
 
     monkeypatch.setattr(FGRColBERT, "from_pretrained", classmethod(lambda cls, *a, **k: tiny_model))

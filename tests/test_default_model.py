@@ -11,8 +11,8 @@ import torch
 
 from fgr_retriever import FGRColBERT, FGRRetriever, ModelMismatchError
 from fgr_retriever import cli
-from fgr_retriever.documents_io import read_documents
-from fgr_retriever.evidence import answer_in_spans
+from fgr_retriever.cli.documents import read_documents
+from fgr_retriever.evidence.text import answer_in_spans
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -29,7 +29,7 @@ def test_default_model_is_offline_and_configured(default_model):
     assert (default_model.projection.weight - torch.eye(384)).abs().max() < 0.5
     from safetensors.torch import load_file
 
-    from fgr_retriever.serialization import base_weights_dir as base_model_path
+    from fgr_retriever.model.serialization import base_weights_dir as base_model_path
 
     base = load_file(str(base_model_path() / "model.safetensors"))
     key = next(k for k in base if k.endswith("encoder.layer.0.attention.self.query.weight"))
@@ -41,7 +41,7 @@ def test_default_model_is_offline_and_configured(default_model):
 def test_default_model_refuses_a_damaged_delta(tmp_path, monkeypatch):
     import shutil
 
-    from fgr_retriever import serialization
+    from fgr_retriever.model import serialization
     from fgr_retriever.errors import ModelLoadError
 
     copy = tmp_path / "default_model"

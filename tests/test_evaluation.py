@@ -464,7 +464,7 @@ def test_cli_eval_errors(tmp_path, saved_tiny, capsys):
         cli.main(["eval", "--unit", "sentence"])
     assert info.value.code == 2
     # a model directory without fgr_config.json cannot take a threshold
-    from fgr_retriever.cli_eval import write_threshold
+    from fgr_retriever.cli.evaluate import write_threshold
 
     with pytest.raises(InvalidInputError, match="fgr_config.json"):
         write_threshold(tmp_path, 0.3)

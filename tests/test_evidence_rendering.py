@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-import fgr_retriever.evidence
+import fgr_retriever.evidence.text
 from fgr_retriever import InvalidInputError, Span, evidence_text, render_ansi, render_html, render_markdown
 
 GREEK = "alpha beta gamma delta epsilon zeta eta theta"
@@ -127,7 +127,7 @@ class TestEvidenceText:
         assert evidence_text(NUMBERS, spans, max_tokens=2) == "… three four …"
 
     def test_docstring_example(self):
-        result = doctest.testmod(fgr_retriever.evidence, optionflags=doctest.ELLIPSIS)
+        result = doctest.testmod(fgr_retriever.evidence.text, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0 and result.failed == 0
 
 

@@ -20,9 +20,10 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel  #
 from langchain_core.messages import AIMessage, BaseMessage  # noqa: E402
 from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
 
-from fgr_retriever import cli, labeling  # noqa: E402
+from fgr_retriever import cli  # noqa: E402
+from fgr_retriever.distill import labeling  # noqa: E402
 from fgr_retriever.errors import InvalidInputError, MissingDependencyError  # noqa: E402
-from fgr_retriever.labeling import (  # noqa: E402
+from fgr_retriever.distill.labeling import (  # noqa: E402
     LabelingError,
     ResponseFormatError,
     TeacherLabeler,
@@ -433,7 +434,7 @@ def test_cli_missing_langchain_core_is_a_friendly_error(tmp_path, monkeypatch, c
 def test_package_imports_without_langchain():
     code = ("import sys\n"
             "for name in ('langchain', 'langchain_core', 'langchain_openai'): sys.modules[name] = None\n"
-            "import fgr_retriever, fgr_retriever.labeling, fgr_retriever.span_location, fgr_retriever.cli_label\n"
+            "import fgr_retriever, fgr_retriever.distill.labeling, fgr_retriever.distill.span_location, fgr_retriever.cli.label\n"
             "from fgr_retriever import cli\n"
             "cli.build_parser()\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

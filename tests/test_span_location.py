@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from fgr_retriever.span_location import locate_spans, merge_spans, normalize_with_map
+from fgr_retriever.distill.span_location import locate_spans, merge_spans, normalize_with_map
 
 
 def assert_consistent(passage, result):

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from fgr_retriever import FGRConfig, InvalidInputError, ModelLoadError, Span
-from fgr_retriever.highlighting import combine_windows, spans_from_tokens, tokens_to_words, words_to_spans
-from fgr_retriever.tokenization import ColBERTTokenizer, check_texts
+from fgr_retriever.evidence.word_decoding import combine_windows, spans_from_tokens, tokens_to_words, words_to_spans
+from fgr_retriever.model.tokenization import ColBERTTokenizer, check_texts
 
 LONG_TEXT = " ".join(
     ["Cashmere unbelievably antidisestablishmentarianism weatherproofing, 1,200 kilograms of wool."] * 6

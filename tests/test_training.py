@@ -11,10 +11,10 @@ import torch
 from fgr_retriever.testing import tiny_model as make_tiny_model
 from fgr_retriever import FGRColBERT
 from fgr_retriever.cli import main
-from fgr_retriever.delta import apply_delta, make_delta, read_delta, write_delta
+from fgr_retriever.model.delta import apply_delta, make_delta, read_delta, write_delta
 from fgr_retriever.errors import InvalidInputError, ModelLoadError
-from fgr_retriever.training import Trainer, TrainingConfig, _collate, evidence_sentences, token_labels
-from fgr_retriever.training_data import (
+from fgr_retriever.distill.training import Trainer, TrainingConfig, _collate, evidence_sentences, token_labels
+from fgr_retriever.distill.training_data import (
     TrainingExample,
     TrainingPassage,
     article_split,

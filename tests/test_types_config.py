@@ -18,7 +18,7 @@ from fgr_retriever import (
     Span,
     TokenScore,
 )
-from fgr_retriever.config import FORMAT_VERSION
+from fgr_retriever.model.config import FORMAT_VERSION
 from fgr_retriever.errors import (
     DocumentNotFoundError,
     DuplicateIdError,

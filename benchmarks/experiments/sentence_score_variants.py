@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import evidence_quality as eq  # noqa: E402
 
 from fgr_retriever import FGRColBERT  # noqa: E402
-from fgr_retriever.sentence_evidence import token_units  # noqa: E402
+from fgr_retriever.evidence.sentence_decoding import token_units  # noqa: E402
 
 
 def per_sentence_matrices(model, examples):

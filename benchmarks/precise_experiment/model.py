@@ -36,7 +36,7 @@ from torch import nn
 
 from fgr_retriever._io import atomic_directory, read_json
 from fgr_retriever.errors import InvalidInputError, ModelLoadError
-from fgr_retriever.sentence_evidence import select_units, text_units, unit_spans
+from fgr_retriever.evidence.sentence_decoding import select_units, text_units, unit_spans
 from fgr_retriever.types import Span
 from fgr_retriever.validation import check_threshold
 
@@ -233,7 +233,7 @@ class PreciseEvidenceModel(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path, **overrides: Any) -> PreciseEvidenceModel:
         """A model saved by :meth:`save_pretrained`; ``overrides`` replace config fields."""
-        from fgr_retriever.serialization import _load_encoder, _tensors
+        from fgr_retriever.model.serialization import _load_encoder, _tensors
 
         path = Path(path)
         if not (path / CONFIG_FILE).is_file():

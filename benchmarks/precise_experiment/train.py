@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from fgr_retriever.training import evidence_sentences
-from fgr_retriever.training_data import count_by_source, shared_data_examples
+from fgr_retriever.distill.training import evidence_sentences
+from fgr_retriever.distill.training_data import count_by_source, shared_data_examples
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from model import PreciseConfig, PreciseEvidenceModel  # noqa: E402
@@ -109,7 +109,7 @@ def main() -> int:
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
 
-    from fgr_retriever.serialization import _load_encoder, base_weights_dir
+    from fgr_retriever.model.serialization import _load_encoder, base_weights_dir
 
     base = Path(args.base) if args.base else base_weights_dir()
     encoder, tokenizer = _load_encoder(base, trust_remote_code=False)

@@ -8,9 +8,9 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import torch
 
-from ..filters import MetadataFilter
-from ..model import QueryEncoding, TextEncoding
+from ..model.encoder import QueryEncoding, TextEncoding
 from ..types import Document
+from .filters import MetadataFilter
 
 __all__ = ["Index", "IndexHit", "StoredTokens"]
 

@@ -22,11 +22,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import DocumentNotFoundError, DuplicateIdError, IndexCorruptedError, InvalidInputError, ModelMismatchError
-from ..filters import MetadataFilter, compile_document_filter
-from ..model import QueryEncoding, TextEncoding
-from ..scoring import segment_max
+from ..model.encoder import QueryEncoding, TextEncoding
+from ..model.scoring import segment_max
 from ..types import Document
 from .base import IndexHit, StoredTokens
+from .filters import MetadataFilter, compile_document_filter
 
 __all__ = ["EmbeddedIndex"]
 

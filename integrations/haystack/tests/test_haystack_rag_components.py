@@ -7,8 +7,8 @@ from haystack import Document
 from haystack.components.builders import ChatPromptBuilder, PromptBuilder
 from haystack.dataclasses import ChatMessage
 
-from fgr_retriever.extractive import EXTRACTIVE_NOTICE
-from fgr_retriever.prompting import build_context
+from fgr_retriever.evidence.extractive import EXTRACTIVE_NOTICE
+from fgr_retriever.evidence.prompting import build_context
 from haystack_integrations.components.builders.fgr import DEFAULT_RAG_TEMPLATE, FGREvidencePromptBuilder
 from haystack_integrations.components.generators.fgr import FGRExtractiveAnswerer
 
@@ -32,7 +32,7 @@ def test_builder_context_and_citations():
 
 def test_builder_matches_the_core_and_follows_its_defaults():
     builder = FGREvidencePromptBuilder()
-    from fgr_retriever.prompting import EvidenceSource
+    from fgr_retriever.evidence.prompting import EvidenceSource
 
     source = EvidenceSource.from_fields(id="returns", text=TEXT, metadata=evidence_doc().meta)
     assert builder.run(documents=[evidence_doc()])["context"] == build_context([source]).text

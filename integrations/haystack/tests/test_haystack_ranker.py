@@ -8,7 +8,7 @@ import json
 import pytest
 from haystack import Document
 
-from fgr_retriever.evidence_metadata import spans_from_metadata
+from fgr_retriever.evidence.metadata import spans_from_metadata
 from haystack_integrations.components.rankers.fgr import FGRColBERTRanker
 from haystack_integrations.components.retrievers.fgr import FGRColBERTRetriever
 

@@ -12,7 +12,7 @@ from haystack.document_stores.types import FilterPolicy
 from haystack.errors import FilterError
 
 from fgr_retriever import evidence_text
-from fgr_retriever.evidence_metadata import spans_from_metadata
+from fgr_retriever.evidence.metadata import spans_from_metadata
 from haystack_integrations.components.builders.fgr import FGREvidencePromptBuilder
 from haystack_integrations.components.generators.fgr import FGRExtractiveAnswerer
 from haystack_integrations.components.rankers.fgr import FGRColBERTRanker
@@ -163,7 +163,7 @@ async def test_run_async_matches_run(filled_store):
 def test_sentence_evidence_reaches_haystack_documents(tmp_path, shop_docs):
     """With a sentence-evidence model (every bundled model since issue 9) each evidence span is a
     whole sentence of the document, and evidence_only keeps just that sentence."""
-    from fgr_retriever.sentences import split_sentences
+    from fgr_retriever.evidence.sentences import split_sentences
     from fgr_retriever.testing import tiny_model
     from haystack_integrations.document_stores.fgr import FGRColBERTDocumentStore
 

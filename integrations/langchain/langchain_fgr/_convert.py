@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fgr_retriever.errors import InvalidInputError
-from fgr_retriever.evidence_metadata import evidence_fields, full_text_of, strip_evidence_fields
+from fgr_retriever.evidence.metadata import evidence_fields, full_text_of, strip_evidence_fields
 from fgr_retriever.types import SearchResult
 from langchain_core.documents import Document
 

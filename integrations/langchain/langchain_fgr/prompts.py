@@ -2,7 +2,7 @@
 
 Retrieved documents (from :class:`~langchain_fgr.FGRColBERTRetriever` or after
 :class:`~langchain_fgr.FGREvidenceCompressor`) carry evidence metadata; these helpers turn them
-into the core's numbered context block (:func:`fgr_retriever.prompting.build_context`), where
+into the core's numbered context block (:func:`fgr_retriever.evidence.prompting.build_context`), where
 ``[n]`` cites the n-th document, and into a chat prompt. :func:`extractive_answer_runnable` is
 the no-LLM fallback: it answers with the best evidence quotes.
 
@@ -38,9 +38,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from fgr_retriever.errors import InvalidInputError
-from fgr_retriever.evidence import count_words
-from fgr_retriever.extractive import extractive_answer
-from fgr_retriever.prompting import DEFAULT_PROMPT_TEMPLATE, EvidenceContext, EvidenceSource, build_context
+from fgr_retriever.evidence.text import count_words
+from fgr_retriever.evidence.extractive import extractive_answer
+from fgr_retriever.evidence.prompting import DEFAULT_PROMPT_TEMPLATE, EvidenceContext, EvidenceSource, build_context
 from langchain_core.documents import Document
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
@@ -60,7 +60,7 @@ __all__ = [
 _CONTEXT_WORDS: int = inspect.signature(build_context).parameters["context_words"].default
 
 #: The system message of :func:`create_evidence_prompt`; the human message is the core's
-#: :data:`~fgr_retriever.prompting.DEFAULT_PROMPT_TEMPLATE` (evidence, question, citation rule).
+#: :data:`~fgr_retriever.evidence.prompting.DEFAULT_PROMPT_TEMPLATE` (evidence, question, citation rule).
 DEFAULT_SYSTEM_MESSAGE = (
     "You answer questions from the numbered evidence you are given and nothing else. Every claim "
     "carries the bracketed number of the evidence it comes from, such as [2]. When the evidence is "
@@ -87,7 +87,7 @@ def format_evidence(documents: Sequence[Document], *, mode: Literal["evidence", 
     """The numbered context block for ``documents`` (best first), with citations and size.
 
     ``mode="evidence"`` keeps each document's highlighted spans widened by ``context_words``
-    words (default: the core's :func:`~fgr_retriever.prompting.build_context` default); ``"full"``
+    words (default: the core's :func:`~fgr_retriever.evidence.prompting.build_context` default); ``"full"``
     keeps whole documents. ``max_tokens`` caps the whole block as counted by
     ``token_counter`` (default: whitespace words). A document with no evidence (none was
     highlighted, or it comes from a retriever without evidence metadata) is skipped or included
@@ -158,7 +158,7 @@ def extractive_answer_runnable(*, max_quotes: int = 3, context_words: int = 4,
 
     Its input is ``{"question": ..., "documents": [...]}`` or just the list of documents (best
     first, with evidence metadata); its output is the core's
-    :func:`~fgr_retriever.extractive.extractive_answer` text, which says it is extractive.
+    :func:`~fgr_retriever.evidence.extractive.extractive_answer` text, which says it is extractive.
 
     >>> from langchain_core.documents import Document
     >>> doc = Document(page_content="Returns are accepted within 30 days.", id="returns",

@@ -1,7 +1,7 @@
 """``FGRColBERTRetriever``: an fgr-retriever index as a LangChain retriever, evidence included.
 
 Every returned :class:`~langchain_core.documents.Document` has the stored id and metadata plus
-the shared evidence schema of :mod:`fgr_retriever.evidence_metadata`: ``relevance_score``,
+the shared evidence schema of :mod:`fgr_retriever.evidence.metadata`: ``relevance_score``,
 ``evidence_spans`` (character offsets into the full text) and, when ``evidence_only`` trimmed
 the text, ``full_text``.
 
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from fgr_retriever.errors import InvalidInputError
-from fgr_retriever.filters import compile_filter
+from fgr_retriever.index.filters import compile_filter
 from fgr_retriever.model import FGRColBERT
 from fgr_retriever.retriever import FGRRetriever
 from fgr_retriever.validation import check_k, check_query, check_threshold
@@ -128,7 +128,7 @@ class FGRColBERTRetriever(BaseRetriever):
 
     ``k``, ``filter``, ``evidence_only``, ``threshold`` and ``highlight`` are defaults; each can
     be overridden per call: ``retriever.invoke(query, k=2, filter={"lang": "en"})``. ``filter``
-    is a MongoDB-style mapping on metadata (see :mod:`fgr_retriever.filters`) or a callable that
+    is a MongoDB-style mapping on metadata (see :mod:`fgr_retriever.index.filters`) or a callable that
     receives each candidate as a LangChain ``Document`` (full text, stored metadata; it must not
     modify it) and returns ``True`` to keep it. ``filter=None`` in a call switches the default
     filter off.

@@ -353,7 +353,7 @@ def test_default_model_finds_and_highlights_the_answer(default_model, corpus):
 def test_sentence_evidence_reaches_langchain_documents(corpus):
     """With a sentence-evidence model (every bundled model since issue 9) the spans are whole
     sentences of the page content, and evidence_only keeps just those sentences."""
-    from fgr_retriever.sentences import split_sentences
+    from fgr_retriever.evidence.sentences import split_sentences
     from fgr_retriever.testing import tiny_model
 
     model = tiny_model(evidence_unit="sentence", sentence_threshold=0.0, sentence_ratio=1.0)

@@ -2,7 +2,7 @@
 
 Documents are encoded token by token when they are written, so a search returns not only the
 best documents but, for each, the sentence that answers the query (see
-:mod:`fgr_retriever.evidence_metadata`). Use it with
+:mod:`fgr_retriever.evidence.metadata`). Use it with
 :class:`~haystack_integrations.components.retrievers.fgr.FGRColBERTRetriever`.
 """
 
@@ -25,7 +25,7 @@ from haystack.utils.filters import document_matches_filter
 
 from fgr_retriever import Document as CoreDocument
 from fgr_retriever import FGRRetriever, IndexNotFoundError, ModelMismatchError
-from fgr_retriever.evidence_metadata import evidence_fields
+from fgr_retriever.evidence.metadata import evidence_fields
 
 from ._models import load_model
 from ._validation import check_int, check_threshold

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from haystack import Document, component, default_from_dict, default_to_dict
 
-from fgr_retriever.prompting import DEFAULT_PROMPT_TEMPLATE, EvidenceSource, build_context
+from fgr_retriever.evidence.prompting import DEFAULT_PROMPT_TEMPLATE, EvidenceSource, build_context
 from haystack_integrations.document_stores.fgr._validation import check_int
 
 __all__ = ["FGREvidencePromptBuilder", "DEFAULT_RAG_TEMPLATE"]

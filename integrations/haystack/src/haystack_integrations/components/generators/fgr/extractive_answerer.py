@@ -9,8 +9,8 @@ from typing import Any
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.dataclasses import ChatMessage
 
-from fgr_retriever.extractive import extractive_answer
-from fgr_retriever.prompting import EvidenceSource
+from fgr_retriever.evidence.extractive import extractive_answer
+from fgr_retriever.evidence.prompting import EvidenceSource
 from haystack_integrations.document_stores.fgr._validation import check_int
 
 __all__ = ["FGRExtractiveAnswerer"]

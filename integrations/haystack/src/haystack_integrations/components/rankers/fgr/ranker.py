@@ -13,7 +13,7 @@ from haystack import Document, component, default_from_dict, default_to_dict
 
 from fgr_retriever import Document as CoreDocument
 from fgr_retriever import FGRRetriever
-from fgr_retriever.evidence_metadata import evidence_fields, full_text_of, strip_evidence_fields
+from fgr_retriever.evidence.metadata import evidence_fields, full_text_of, strip_evidence_fields
 from haystack_integrations.document_stores.fgr._models import load_model
 from haystack_integrations.document_stores.fgr._validation import check_int, check_threshold
 

@@ -1,0 +1,74 @@
+"""``fgr-retriever demo``: index the bundled knowledge base and answer its questions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..errors import InvalidInputError
+from . import common
+from .common import add_color_option, add_model_option
+
+__all__ = ["register", "cmd_demo", "EXAMPLES_DIR"]
+
+# examples/ sits beside the package in a source checkout (the demo runs from a clone)
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+
+
+def register(sub) -> None:
+    d = sub.add_parser("demo", help="index the bundled demo knowledge base and answer a few questions")
+    add_model_option(d)
+    add_color_option(d)
+    d.add_argument("--kb", help="knowledge base (.jsonl) to use instead of examples/knowledge_base.jsonl")
+    d.add_argument("--questions", help="JSON list of {question, expected_id}")
+    d.add_argument("-q", "--question", action="append", help="ask this instead (repeatable)")
+    d.add_argument("-k", type=int, default=3, help="results per question (default 3)")
+    d.set_defaults(func=cmd_demo)
+
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ..evidence.text import answer_in_spans
+    from ..retriever import FGRRetriever
+    from .documents import read_documents
+
+    kb = Path(args.kb) if args.kb else EXAMPLES_DIR / "knowledge_base.jsonl"
+    if not kb.exists():
+        raise InvalidInputError(f"demo knowledge base not found at {kb}; pass --kb PATH")
+    if args.question:
+        questions = [{"question": q} for q in args.question]
+    else:
+        qfile = Path(args.questions) if args.questions else kb.with_name("demo_questions.json")
+        try:
+            questions = json.loads(qfile.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InvalidInputError(f"cannot read demo questions from {qfile}: {exc}") from None
+    color = common.use_color(args)
+    print("Loading the bundled default model (offline)…", flush=True)
+    retriever = FGRRetriever(model=common.load_model(args.model), show_progress_bar=True)
+    docs = read_documents([kb])
+    retriever.add_documents(docs)
+    print(f"Indexed {len(retriever)} documents from {kb.name}.\n")
+    hits = answered = 0
+    for item in questions:
+        q = item["question"]
+        results = retriever.search(q, k=args.k)
+        print(("\x1b[1m" if color else "") + f"Q: {q}" + ("\x1b[0m" if color else ""))
+        common.print_results(results, color=color, full_text=True)
+        if item.get("expected_id"):
+            ok = bool(results) and results[0].id == item["expected_id"]
+            hits += ok
+            print(f"  expected {item['expected_id']}: {'top-1 ✓' if ok else 'not top-1'}")
+        if item.get("answer"):
+            found = bool(results) and answer_in_spans(results[0].text, results[0].spans, item["answer"])
+            answered += found
+            print(f"  answer {item['answer']!r}: {'highlighted ✓' if found else 'not in the highlighted evidence'}")
+        print()
+    expected = sum(1 for i in questions if i.get("expected_id"))
+    if expected:
+        print(f"{hits}/{expected} questions answered by the expected document at rank 1.")
+    with_answer = sum(1 for i in questions if i.get("answer"))
+    if with_answer:
+        print(f"{answered}/{with_answer} answers inside the top document's highlighted evidence.")
+    return 0

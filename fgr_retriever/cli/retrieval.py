@@ -1,0 +1,126 @@
+"""``fgr-retriever index``, ``search`` and ``highlight``: the runtime path on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import InvalidInputError
+from . import common
+from .common import add_color_option, add_model_option
+
+__all__ = ["register", "cmd_index", "cmd_search", "cmd_highlight"]
+
+
+def register(sub) -> None:
+    i = sub.add_parser("index", help="build an index from .txt, .md and .jsonl files or folders")
+    i.add_argument("paths", nargs="+", help="files or folders")
+    i.add_argument("--out", required=True, help="index directory to write")
+    add_model_option(i)
+    g = i.add_mutually_exclusive_group()
+    g.add_argument("--append", action="store_true", help="add to (or update) an existing index")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing index")
+    i.add_argument("--batch-size", type=int, default=32)
+    i.add_argument("--storage-dtype", choices=["bfloat16", "float16", "float32"], default="bfloat16")
+    i.add_argument("--quiet", action="store_true", help="no progress bar")
+    i.set_defaults(func=cmd_index)
+
+    s = sub.add_parser("search", help="search an index")
+    s.add_argument("index", help="index directory")
+    s.add_argument("query")
+    s.add_argument("-k", type=int, default=10)
+    s.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"category": {"$in": ["policy"]}}\'')
+    s.add_argument("--threshold", type=float, help="evidence threshold (default: the model's, for the unit)")
+    s.add_argument("--unit", choices=["sentence", "clause", "word"],
+                   help="what evidence is made of (default: the model's, sentence for the bundled one)")
+    s.add_argument("--no-highlight", action="store_true")
+    s.add_argument("--full-text", action="store_true", help="print whole documents with highlights")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    add_model_option(s)
+    add_color_option(s)
+    s.set_defaults(func=cmd_search)
+
+    h = sub.add_parser("highlight", help="highlight the sentence of a text (or file) that answers a query")
+    h.add_argument("query")
+    h.add_argument("text", help="a file path or the text itself")
+    h.add_argument("--literal", action="store_true", help="treat TEXT as text even if a file has that name")
+    h.add_argument("--threshold", type=float)
+    h.add_argument("--unit", choices=["sentence", "clause", "word"], help="sentence (default), clause or word")
+    h.add_argument("--format", choices=["terminal", "html", "markdown"], default="terminal")
+    h.add_argument("--json", action="store_true")
+    add_model_option(h)
+    add_color_option(h)
+    h.set_defaults(func=cmd_highlight)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from ..retriever import FGRRetriever
+    from .documents import read_documents
+
+    out = Path(args.out)
+    docs = read_documents(args.paths)
+    if not docs:
+        raise InvalidInputError("no documents found")
+    exists = out.exists() and any(out.iterdir()) if out.is_dir() else out.exists()
+    if exists and not (args.append or args.overwrite):
+        raise InvalidInputError(f"{out} already exists; pass --append to add to it or --overwrite to replace it")
+    if args.append and exists:
+        retriever = FGRRetriever.load(out, **({"model": common.load_model(args.model)} if args.model else {}))
+    else:
+        retriever = FGRRetriever(model=common.load_model(args.model), storage_dtype=args.storage_dtype)
+    retriever.batch_size = args.batch_size
+    retriever.show_progress_bar = not args.quiet
+    retriever.add_documents(docs)
+    retriever.save(out)
+    print(f"indexed {len(docs)} documents; {out} now holds {len(retriever)}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from ..retriever import FGRRetriever
+
+    flt = None
+    if args.filter:
+        try:
+            flt = json.loads(args.filter)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"--filter is not valid JSON: {exc}") from None
+    retriever = FGRRetriever.load(args.index, **({"model": common.load_model(args.model)} if args.model else {}))
+    results = retriever.search(args.query, k=args.k, filter=flt, highlight=not args.no_highlight,
+                               threshold=args.threshold, unit=args.unit)
+    if args.json:
+        json.dump([r.to_dict() for r in results], sys.stdout, ensure_ascii=False, indent=2)
+        print()
+    else:
+        common.print_results(results, color=common.use_color(args), full_text=args.full_text)
+    return 0
+
+
+def cmd_highlight(args: argparse.Namespace) -> int:
+    from ..evidence.rendering import render_html, render_markdown
+
+    source = args.text
+    path = Path(source)
+    if not args.literal and len(source) < 4096 and path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    else:
+        text = source
+    model = common.load_model(args.model)
+    spans = model.highlight(args.query, text, threshold=args.threshold, unit=args.unit)
+    if args.json:
+        unit, threshold = model.resolve_evidence(args.unit, args.threshold)
+        json.dump({"query": args.query, "unit": unit, "threshold": threshold,
+                   "spans": [s.to_dict() for s in spans]}, sys.stdout, ensure_ascii=False, indent=2)
+        print()
+    elif args.format == "html":
+        print(render_html(text, spans))
+    elif args.format == "markdown":
+        print(render_markdown(text, spans))
+    else:
+        print(common.mark(text, spans, common.use_color(args)))
+    return 0
