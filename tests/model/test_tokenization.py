@@ -1,4 +1,4 @@
-"""ColBERT input building (queries, document windows, offsets) and word/span highlighting."""
+"""ColBERT tokenization: query and document windows, character offsets on odd text, input checks."""
 
 from __future__ import annotations
 
@@ -7,25 +7,10 @@ import unicodedata
 import numpy as np
 import pytest
 import torch
+from sample_texts import LONG_TEXT, ODD_TEXTS
 
-from fgr_retriever import FGRConfig, InvalidInputError, ModelLoadError, Span
-from fgr_retriever.evidence.word_decoding import combine_windows, spans_from_tokens, tokens_to_words, words_to_spans
+from fgr_retriever import FGRConfig, InvalidInputError, ModelLoadError
 from fgr_retriever.model.tokenization import ColBERTTokenizer, check_texts
-
-LONG_TEXT = " ".join(
-    ["Cashmere unbelievably antidisestablishmentarianism weatherproofing, 1,200 kilograms of wool."] * 6
-)
-
-ODD_TEXTS = [
-    "  Café crème brûlée 😀 naïve 東京タワー\tnew\nline  ",
-    "\n\tLeading tabs and trailing newlines\n\n",
-    "Emoji-only words 🙂🙂 and 👩‍👩‍👧 family, ok?",
-    "Ｆｕｌｌｗｉｄｔｈ ＡＢＣ and ligature ﬁsh, İstanbul ß",
-    "中文没有空格的句子也应该可以高亮显示",
-    "Zero\u200bwidth and\u00a0no-break spaces",
-    "A cafe\u0301 with combining accents: e\u0301te\u0301 and x\u0301\u0302y",
-    "Tabs\tbetween\twords and   many    spaces",
-]
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +20,7 @@ def tok(tiny_model) -> ColBERTTokenizer:
 
 def hf_tokens(tok: ColBERTTokenizer, ids) -> list[str]:
     return tok.hf.convert_ids_to_tokens(list(ids))
+
 
 
 # ------------------------------------------------------------------------- queries
@@ -228,170 +214,3 @@ class TestCheckTexts:
     def test_rejects(self, bad):
         with pytest.raises(InvalidInputError):
             check_texts(bad)
-
-
-# ----------------------------------------------------------------- highlighting units
-class TestHighlightingUnits:
-    def test_combine_windows_keeps_max_and_drops_specials(self):
-        a = (np.array([[-1, -1], [0, 4], [5, 9]]), np.array([0.9, 0.2, 0.4]))
-        b = (np.array([[5, 9], [10, 12], [-1, -1], [3, 3]]), np.array([0.7, 0.1, 0.99, 0.99]))
-        offsets, probs = combine_windows([a, b])
-        assert offsets.tolist() == [[0, 4], [5, 9], [10, 12]]
-        assert probs.tolist() == pytest.approx([0.2, 0.7, 0.1])
-        assert probs.dtype == np.float32
-
-    def test_combine_windows_empty(self):
-        offsets, probs = combine_windows([(np.array([[-1, -1]]), np.array([0.5]))])
-        assert offsets.shape == (0, 2) and probs.shape == (0,)
-
-    def test_tokens_to_words_pooling(self):
-        text = "cashmere wool"
-        offsets = np.array([[0, 4], [4, 8], [9, 13]])
-        probs = np.array([0.2, 0.8, 0.6])
-        assert tokens_to_words(text, offsets, probs, pooling="max") == [(0, 8, pytest.approx(0.8)), (9, 13, pytest.approx(0.6))]
-        assert tokens_to_words(text, offsets, probs, pooling="mean")[0] == (0, 8, pytest.approx(0.5))
-        assert tokens_to_words(text, offsets, probs, pooling="first")[0] == (0, 8, pytest.approx(0.2))
-
-    def test_tokens_to_words_punctuation_splits_words(self):
-        text = "1,200 kg."
-        offsets = np.array([[0, 1], [1, 2], [2, 5], [6, 8], [8, 9]])
-        probs = np.array([0.9, 0.99, 0.8, 0.7, 0.99])
-        assert tokens_to_words(text, offsets, probs) == [(0, 1, pytest.approx(0.9)), (2, 5, pytest.approx(0.8)),
-                                                          (6, 8, pytest.approx(0.7))]
-
-    def test_words_to_spans_merges_runs(self):
-        text = "one two three four five"
-        words = [(0, 3, 0.9), (4, 7, 0.7), (8, 13, 0.2), (14, 18, 0.6), (19, 23, 0.5)]
-        spans = words_to_spans(text, words, 0.5)
-        assert spans == [Span(start=0, end=7, text="one two", score=0.8),
-                         Span(start=14, end=23, text="four five", score=0.55)]
-        assert words_to_spans(text, words, 0.95) == []
-        assert len(words_to_spans(text, words, 0.0)) == 1
-
-    def test_threshold_is_inclusive(self):
-        spans = words_to_spans("ab cd", [(0, 2, 0.5), (3, 5, 0.49)], 0.5)
-        assert [s.text for s in spans] == ["ab"]
-
-    def test_span_across_punctuation_keeps_comma(self):
-        text = "1,200 kg"
-        spans = spans_from_tokens(text, np.array([[0, 1], [1, 2], [2, 5]]), np.array([0.9, 0.0, 0.9]),
-                                  threshold=0.5)
-        assert spans == [Span(start=0, end=5, text="1,200", score=0.9)]
-
-
-# ------------------------------------------------------------------ model.highlight
-class TestHighlight:
-    def test_threshold_zero_covers_all_words(self, tiny_model):
-        text = "Cashmere should be washed by hand in cold water"
-        spans = tiny_model.highlight("wash wool", text, threshold=0.0)
-        assert spans == [Span(start=0, end=len(text), text=text, score=spans[0].score)]
-
-    def test_threshold_zero_covers_every_alphanumeric(self, tiny_model):
-        text = "Hello, world! Prices: 1,200 EUR (incl. VAT) - ok?"
-        spans = tiny_model.highlight("price", text, threshold=0.0)
-        covered = set()
-        for s in spans:
-            covered.update(range(s.start, s.end))
-        assert all(i in covered for i, ch in enumerate(text) if ch.isalnum())
-
-    def test_threshold_one_returns_nothing(self, tiny_model):
-        assert tiny_model.highlight("wash wool", LONG_TEXT, threshold=1.0) == []
-        assert tiny_model.highlight("wash wool", [LONG_TEXT, "hi"], threshold=1) == [[], []]
-
-    def test_threshold_monotone(self, tiny_model):
-        def covered(th):
-            return sum(s.end - s.start for s in tiny_model.highlight("cold water wash", LONG_TEXT, threshold=th))
-
-        sizes = [covered(t) for t in (0.0, 0.3, 0.5, 0.7, 0.9, 1.0)]
-        assert sizes == sorted(sizes, reverse=True)
-        assert sizes[0] > 0 and sizes[-1] == 0
-
-    def test_default_threshold_is_config(self, tiny_model):
-        assert tiny_model.highlight("cashmere", LONG_TEXT) == \
-            tiny_model.highlight("cashmere", LONG_TEXT, threshold=tiny_model.config.threshold)
-
-    def test_spans_are_consistent_with_token_scores(self, tiny_model):
-        text = "Cashmere should be washed by hand in cold water."
-        th = 0.6
-        tokens = tiny_model.token_scores("cold wash", text)
-        spans = tiny_model.highlight("cold wash", text, threshold=th)
-        for ts in tokens:
-            inside = any(s.start <= ts.start and ts.end <= s.end for s in spans)
-            if ts.score >= th:
-                assert inside, ts
-        for s in spans:
-            toks = [t for t in tokens if s.start <= t.start and t.end <= s.end]
-            assert toks and s.start == toks[0].start and s.end == toks[-1].end
-
-    @pytest.mark.parametrize("text", ODD_TEXTS)
-    @pytest.mark.parametrize("threshold", [0.0, None, 0.7])
-    def test_span_text_matches_source(self, tiny_model, text, threshold):
-        spans = tiny_model.highlight("café wool 東京", text, threshold=threshold)
-        prev_end = -1
-        for s in spans:
-            assert 0 <= s.start < s.end <= len(text)
-            assert s.text == text[s.start:s.end]
-            assert s.text == s.text.strip()
-            assert s.start > prev_end
-            assert 0.0 <= s.score <= 1.0
-            prev_end = s.end
-        if threshold == 0.0:
-            assert spans
-
-    def test_list_input_returns_list_in_order(self, tiny_model):
-        texts = ["Cashmere is washed by hand.", "   ", LONG_TEXT, "", "cold water only"]
-        out = tiny_model.highlight("wash cashmere", texts, threshold=0.3)
-        assert isinstance(out, list) and len(out) == len(texts)
-        assert out[1] == [] and out[3] == []
-        for text, spans in zip(texts, out):
-            assert spans == tiny_model.highlight("wash cashmere", text, threshold=0.3)
-        assert tiny_model.highlight("q", [], threshold=0.3) == []
-
-    @pytest.mark.parametrize("text", ["", "   ", "\n\t "])
-    def test_empty_text(self, tiny_model, text):
-        assert tiny_model.highlight("query", text) == []
-        assert tiny_model.token_scores("query", text) == []
-
-    @pytest.mark.parametrize("threshold", [-0.01, 1.01, "0.5", True, float("nan"), [0.5]])
-    def test_invalid_threshold(self, tiny_model, threshold):
-        with pytest.raises(InvalidInputError):
-            tiny_model.highlight("query", "some text", threshold=threshold)
-
-    @pytest.mark.parametrize("text", [5, None, b"bytes", ["ok", 7]])
-    def test_non_str_text(self, tiny_model, text):
-        with pytest.raises(InvalidInputError):
-            tiny_model.highlight("query", text)
-
-    def test_token_scores_non_str(self, tiny_model):
-        with pytest.raises(InvalidInputError):
-            tiny_model.token_scores("query", ["a list"])  # type: ignore[arg-type]
-
-    @pytest.mark.parametrize("query", ["", "   ", "\n"])
-    @pytest.mark.parametrize("text", ["some text", "", ["a", ""]])
-    def test_empty_query(self, tiny_model, query, text):
-        with pytest.raises(InvalidInputError):
-            tiny_model.highlight(query, text)
-
-    @pytest.mark.parametrize("query", [None, 5, b"q"])
-    def test_non_str_query(self, tiny_model, query):
-        with pytest.raises(InvalidInputError):
-            tiny_model.highlight(query, "some text")
-
-    def test_list_query_rejected(self, tiny_model):
-        with pytest.raises(InvalidInputError):
-            tiny_model.highlight(["first query", "second query"], ["text one", "text two"])
-
-    def test_threshold_zero_covers_trailing_combining_marks(self, tiny_model):
-        text = "un cafe\u0301"
-        spans = tiny_model.highlight("coffee", text, threshold=0.0)
-        covered = set()
-        for s in spans:
-            covered.update(range(s.start, s.end))
-        assert all(i in covered for i, ch in enumerate(text) if not ch.isspace())
-
-
-def test_unknown_pooling_is_rejected(tiny_model):
-    from fgr_retriever import InvalidInputError
-
-    with pytest.raises(InvalidInputError):
-        tiny_model.highlight("alpha", "alpha beta", pooling="median")
