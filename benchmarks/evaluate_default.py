@@ -31,6 +31,7 @@ import torch
 
 from fgr_retriever import FGRColBERT
 from fgr_retriever._io import atomic_write_text, iter_jsonl
+from fgr_retriever.distill.training_data import article_split
 from fgr_retriever.evaluation import (
     DenseRanker,
     FGRRanker,
@@ -43,7 +44,6 @@ from fgr_retriever.evaluation import (
     read_highlight_file,
     score_with_model,
 )
-from fgr_retriever.distill.training_data import article_split
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

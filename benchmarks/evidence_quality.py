@@ -37,6 +37,8 @@ import numpy as np
 
 from fgr_retriever import FGRColBERT
 from fgr_retriever._io import atomic_write_text, iter_jsonl
+from fgr_retriever.distill.training import evidence_sentences
+from fgr_retriever.distill.training_data import article_split, question_split
 from fgr_retriever.evaluation import (
     UnitScores,
     best_overlap_sentence_spans,
@@ -46,10 +48,8 @@ from fgr_retriever.evaluation import (
     unit_scores_from_tokens,
     wordpiece_units,
 )
-from fgr_retriever.evidence.word_decoding import combine_windows, spans_from_tokens
 from fgr_retriever.evidence.sentence_decoding import calibrated, select_units, text_units, unit_scores
-from fgr_retriever.distill.training import evidence_sentences
-from fgr_retriever.distill.training_data import article_split, question_split
+from fgr_retriever.evidence.word_decoding import combine_windows, spans_from_tokens
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 UNIT_KINDS = ("sentence", "clause")

@@ -35,8 +35,8 @@ from tqdm.auto import tqdm
 
 from fgr_retriever import FGRColBERT, FGRRetriever
 from fgr_retriever._io import atomic_write_text, iter_jsonl
-from fgr_retriever.evidence.prompting import build_context
 from fgr_retriever.distill.training_data import article_split
+from fgr_retriever.evidence.prompting import build_context
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "highlight"
 OUT = Path(__file__).resolve().parent / "results" / "prompt_trimming.json"

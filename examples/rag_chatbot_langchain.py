@@ -22,10 +22,10 @@ from chat_shell import ChatTurn, CitedSource, llm_settings, parser, read_knowled
 from langchain_core.documents import Document  # noqa: E402
 from langchain_core.output_parsers import StrOutputParser  # noqa: E402
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough  # noqa: E402
-
-from fgr_retriever.evidence.extractive import extractive_answer  # noqa: E402
 from langchain_fgr import FGRColBERTRetriever, create_evidence_prompt, format_evidence  # noqa: E402
 from langchain_fgr.prompts import evidence_sources  # noqa: E402
+
+from fgr_retriever.evidence.extractive import extractive_answer  # noqa: E402
 
 
 def chat_model_from_environment() -> Any | None:

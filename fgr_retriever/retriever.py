@@ -201,7 +201,7 @@ class FGRRetriever:
                threshold: float | None = None, unit: str | None = None) -> list[SearchResult]:
         """The ``k`` best documents for ``query``, best first, with evidence spans.
 
-        ``filter`` restricts results by metadata (see :mod:`fgr_retriever.filters`) or is a
+        ``filter`` restricts results by metadata (see :mod:`fgr_retriever.index.filters`) or is a
         callable that receives each stored :class:`Document` and returns ``True`` to keep it. With
         ``highlight=False`` the ranking is identical and ``spans``/``evidence`` are empty.
         Token probabilities come from the stored vectors of the hits and the query vectors

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fgr_retriever import FGRColBERT, FGRRetriever, ModelMismatchError
-from fgr_retriever import cli
+from fgr_retriever import FGRColBERT, FGRRetriever, ModelMismatchError, cli
 from fgr_retriever.cli.documents import read_documents
 from fgr_retriever.evidence.text import answer_in_spans
 
@@ -41,8 +40,8 @@ def test_default_model_is_offline_and_configured(default_model):
 def test_default_model_refuses_a_damaged_delta(tmp_path, monkeypatch):
     import shutil
 
-    from fgr_retriever.model import serialization
     from fgr_retriever.errors import ModelLoadError
+    from fgr_retriever.model import serialization
 
     copy = tmp_path / "default_model"
     shutil.copytree(serialization.DEFAULT_MODEL_DIR, copy)

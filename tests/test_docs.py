@@ -157,7 +157,7 @@ def test_doc_code_samples(doc: Path, scratch: Path, monkeypatch) -> None:
 def test_docs_are_found() -> None:
     names = {p.name for p in DOCS}
     for required in ("getting-started.md", "concepts.md", "langchain.md", "haystack.md", "trimmed-prompts.md",
-                     "training.md", "benchmarks.md", "api.md"):
+                     "training.md", "benchmarks.md", "api.md", "architecture.md"):
         assert required in names, f"docs/{required} is missing"
 
 

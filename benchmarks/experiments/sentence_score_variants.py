@@ -5,7 +5,7 @@
 For the bundled model, every sentence of a passage gets a ``[Q, K]`` matrix of each real query
 token's best cosine in it; the variants turn that into one score per sentence:
 
-* ``mean``: the mean over query tokens (what ships; see ``fgr_retriever/sentence_evidence.py``);
+* ``mean``: the mean over query tokens (what ships; see ``fgr_retriever/evidence/sentence_decoding.py``);
 * ``max``: the single best cosine;
 * ``z``: per query token, standardised across the passage's sentences, then averaged;
 * ``novelN``: a weighted mean that down-weights query tokens matching the whole passage well

@@ -2,7 +2,7 @@
 
 :class:`TeacherLabeler` sends each (query, passage) pair to any LangChain chat model, asks for the
 verbatim evidence phrases as JSON, places them in the passage with
-:func:`~fgr_retriever.span_location.locate_spans` (exact, normalised, then approximate matching;
+:func:`~fgr_retriever.distill.span_location.locate_spans` (exact, normalised, then approximate matching;
 strings that do not occur are dropped, never given made-up offsets) and appends one
 highlight-JSONL record per finished pair to the output file. The output is resumable: a second
 run skips ids that are already there, so an interrupted job is finished by running it again.

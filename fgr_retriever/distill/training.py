@@ -17,7 +17,7 @@ its mass on the evidence sentences (a listwise loss). With ``token_target="sente
 labels are widened to whole evidence sentences too, so short answer spans (SQuAD) teach the same
 sentence-sized target as sentence-labelled sources (WikiQA, SelQA, HotpotQA).
 
->>> from fgr_retriever.training import TrainingConfig
+>>> from fgr_retriever.distill.training import TrainingConfig
 >>> TrainingConfig(steps=10, token_loss_weight=0.5).token_loss_weight
 0.5
 """

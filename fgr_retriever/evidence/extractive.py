@@ -4,7 +4,7 @@ RAG examples and chatbots fall back to it when no generator is configured, so th
 offline; the reply says plainly that it is extractive.
 
 >>> from fgr_retriever import Span
->>> from fgr_retriever.prompting import EvidenceSource
+>>> from fgr_retriever.evidence.prompting import EvidenceSource
 >>> text = "Returns are accepted within 30 days of delivery, unworn and with their tags."
 >>> answer = extractive_answer([EvidenceSource(id="policy-returns", text=text,
 ...                              spans=(Span(start=21, end=35, text="within 30 days", score=0.8),))])

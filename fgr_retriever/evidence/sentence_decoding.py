@@ -8,7 +8,7 @@ gets one score from the stored token vectors, the same cosines ColBERT ranks wit
     score(sentence) = mean over the query's real tokens q_i of  max over the sentence's tokens d_j  cos(q_i, d_j)
 
 i.e. the sentence's MaxSim, normalised by query length. The encoder is trained to rank sentences
-this way (a listwise loss inside each passage; see :mod:`fgr_retriever.training`). A Platt
+this way (a listwise loss inside each passage; see :mod:`fgr_retriever.distill.training`). A Platt
 calibration (``sentence_scale``, ``sentence_bias``, fitted on dev splits) turns the score into a
 probability; the best sentence is evidence when it reaches ``sentence_threshold``, and so is every
 other sentence whose probability is at least ``sentence_ratio`` times the best one's.

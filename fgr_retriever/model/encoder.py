@@ -116,7 +116,7 @@ class FGRColBERT(nn.Module):
         return model
 
     def save_pretrained(self, path: str | Path) -> Path:
-        """Write config, weights and tokenizer to ``path`` atomically (see :mod:`serialization`)."""
+        """Write config, weights and tokenizer to ``path`` atomically (see :mod:`fgr_retriever.model.serialization`)."""
         from .serialization import save_model
 
         return save_model(self, Path(path))
@@ -363,7 +363,7 @@ class FGRColBERT(nn.Module):
 
         By default (``unit="sentence"``) every sentence is scored against the query and the
         evidence is the best sentence plus those within the model's calibrated ratio of it, or
-        nothing when even the best is below ``threshold`` (see :mod:`fgr_retriever.sentence_evidence`).
+        nothing when even the best is below ``threshold`` (see :mod:`fgr_retriever.evidence.sentence_decoding`).
         ``unit="clause"`` also cuts long sentences at ``;`` and ``:``. ``unit="word"`` is
         FGR-ColBERT's word decoding: word pieces are pooled into words (``pooling``), words at or
         above ``threshold`` are kept and consecutive ones merge. Spans always carry character

@@ -22,13 +22,13 @@ from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
 
 from fgr_retriever import cli  # noqa: E402
 from fgr_retriever.distill import labeling  # noqa: E402
-from fgr_retriever.errors import InvalidInputError, MissingDependencyError  # noqa: E402
 from fgr_retriever.distill.labeling import (  # noqa: E402
     LabelingError,
     ResponseFormatError,
     TeacherLabeler,
     parse_spans_response,
 )
+from fgr_retriever.errors import InvalidInputError, MissingDependencyError  # noqa: E402
 
 PASSAGE = "Marie Curie discovered polonium and radium in 1898. She won the Nobel Prize in Physics in 1903."
 

@@ -8,11 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from fgr_retriever.testing import tiny_model as make_tiny_model
 from fgr_retriever import FGRColBERT
 from fgr_retriever.cli import main
-from fgr_retriever.model.delta import apply_delta, make_delta, read_delta, write_delta
-from fgr_retriever.errors import InvalidInputError, ModelLoadError
 from fgr_retriever.distill.training import Trainer, TrainingConfig, _collate, evidence_sentences, token_labels
 from fgr_retriever.distill.training_data import (
     TrainingExample,
@@ -21,6 +18,9 @@ from fgr_retriever.distill.training_data import (
     read_training_file,
     shared_data_examples,
 )
+from fgr_retriever.errors import InvalidInputError, ModelLoadError
+from fgr_retriever.model.delta import apply_delta, make_delta, read_delta, write_delta
+from fgr_retriever.testing import tiny_model as make_tiny_model
 
 PASSAGES = [
     ("when was the bridge built", "The old stone bridge was built in 1742 by the town masons.", "1742"),

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from fgr_retriever import FGRConfig, FGRRetriever, InvalidInputError, Span
-from fgr_retriever.evidence.text import answer_in_spans
 from fgr_retriever.evidence.sentence_decoding import calibrated, select_units, text_units, unit_scores, unit_spans
 from fgr_retriever.evidence.sentences import split_clauses, split_sentences
+from fgr_retriever.evidence.text import answer_in_spans
 from fgr_retriever.testing import tiny_model
 
 

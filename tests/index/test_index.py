@@ -11,7 +11,6 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from fgr_retriever.testing import tiny_model as make_tiny_model
 from fgr_retriever import (
     Document,
     DocumentNotFoundError,
@@ -22,6 +21,7 @@ from fgr_retriever import (
     InvalidInputError,
     ModelMismatchError,
 )
+from fgr_retriever.testing import tiny_model as make_tiny_model
 
 LONG = ("Leather bags need conditioning twice a year and should be stored stuffed with paper in a dust bag. "
         "Never leave them in direct sunlight, which dries the hide and fades the colour. ") * 3

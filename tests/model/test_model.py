@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fgr_retriever.testing import tiny_model as make_tiny_model
 from fgr_retriever import FGRColBERT, InvalidInputError, QueryEncoding, TextEncoding
+from fgr_retriever.testing import tiny_model as make_tiny_model
 
 LONG_TEXT = ("Cashmere should be washed by hand in cold water with a mild detergent. Never wring it; roll it in a "
              "towel and dry it flat, away from heat. Silk scarves should be dry-cleaned only. Leather bags need "

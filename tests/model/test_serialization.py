@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from fgr_retriever.model.serialization import base_weights_dir as base_model_path
-from fgr_retriever.testing import tiny_model as make_tiny_model
 from fgr_retriever import FGRColBERT, FGRError, InvalidInputError, ModelLoadError
+from fgr_retriever.model.serialization import base_weights_dir as base_model_path
 from fgr_retriever.model.serialization import detect_format
+from fgr_retriever.testing import tiny_model as make_tiny_model
 
 QUERIES = ["how do I wash cashmere", "warranty length"]
 DOCS = ["Cashmere should be washed by hand in cold water, never wrung.",
@@ -281,6 +281,7 @@ class TestStanford:
 
     def test_missing_linear(self, tmp_path, tiny_model, weight, stanford_dir):
         import shutil
+
         from safetensors.torch import load_file
 
         path = tmp_path / "c"

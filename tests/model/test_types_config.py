@@ -18,7 +18,6 @@ from fgr_retriever import (
     Span,
     TokenScore,
 )
-from fgr_retriever.model.config import FORMAT_VERSION
 from fgr_retriever.errors import (
     DocumentNotFoundError,
     DuplicateIdError,
@@ -27,6 +26,7 @@ from fgr_retriever.errors import (
     IndexStoreError,
     ModelMismatchError,
 )
+from fgr_retriever.model.config import FORMAT_VERSION
 
 
 def json_round_trip(obj):

@@ -38,9 +38,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from fgr_retriever.errors import InvalidInputError
-from fgr_retriever.evidence.text import count_words
 from fgr_retriever.evidence.extractive import extractive_answer
 from fgr_retriever.evidence.prompting import DEFAULT_PROMPT_TEMPLATE, EvidenceContext, EvidenceSource, build_context
+from fgr_retriever.evidence.text import count_words
 from langchain_core.documents import Document
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda

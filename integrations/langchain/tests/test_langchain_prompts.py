@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from fgr_retriever.errors import InvalidInputError
-from fgr_retriever.evidence.text import count_words
 from fgr_retriever.evidence.extractive import EXTRACTIVE_NOTICE
+from fgr_retriever.evidence.text import count_words
 from langchain_core.documents import Document
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.output_parsers import StrOutputParser
