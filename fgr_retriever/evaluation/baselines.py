@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -12,9 +12,6 @@ from .highlight_data import HighlightExample
 from .highlights import evaluate_span_predictor
 from .reports import HighlightReport
 from .units import UNITS, SpanPredictor
-
-if TYPE_CHECKING:
-    pass
 
 
 _STOPWORDS = frozenset("""

@@ -11,13 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from .._io import iter_jsonl, read_lines
 from ..errors import InvalidInputError
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .._io import iter_jsonl
 from ..errors import InvalidInputError
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,12 @@ unanswerable questions should get no highlight at all).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .reports import rounded
 from .units import UnitScores
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ def evaluate_retrieval(dataset: BeirDataset, ranker: Ranker | FGRColBERT | str, 
     start = time.perf_counter()
     rankings = rk.rank(dataset, qids, mode=mode, depth=depth, k=max(k_values + (10,)))
     per_query = {q: query_metrics(rankings.get(q, []), dataset.qrels.get(q, {}), k_values=k_values,
-                                   relevance_level=relevance_level) for q in qids}
+                                  relevance_level=relevance_level) for q in qids}
     names = list(next(iter(per_query.values())).keys()) if per_query else \
         ["ndcg@10", "mrr@10"] + [f"recall@{k}" for k in k_values]
     means = {m: float(np.mean([v[m] for v in per_query.values()])) if per_query else 0.0 for m in names}

@@ -10,10 +10,7 @@ are skipped (see :func:`fgr_retriever.evaluation.beir.select_queries`).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Mapping, Sequence
-
-if TYPE_CHECKING:
-    pass
+from typing import Mapping, Sequence
 
 
 def _dedupe(ranking: Sequence[str]) -> list[str]:
@@ -47,7 +44,7 @@ def recall_at_k(ranking: Sequence[str], judged: Mapping[str, int], k: int, *, re
 
 
 def query_metrics(ranking: Sequence[str], judged: Mapping[str, int], *, k_values: Sequence[int],
-                   relevance_level: int) -> dict[str, float]:
+                  relevance_level: int) -> dict[str, float]:
     out = {"ndcg@10": ndcg_at_k(ranking, judged, 10),
            "mrr@10": mrr_at_k(ranking, judged, 10, relevance_level=relevance_level)}
     for k in k_values:
