@@ -197,3 +197,55 @@ def test_rejects_bad_arguments():
         locate_spans(None, ["x"])
     with pytest.raises(ValueError):
         locate_spans("x", ["x"], max_edit_ratio=1.5)
+
+
+def test_fuzzy_long_typoed_quote_gets_exact_span_and_distance():
+    filler = "Rivers carry sediment from the mountains down to the plains every spring. " * 6
+    sentence = ("The harbour was rebuilt after the great storm of 1703, when almost every pier, warehouse "
+                "and customs house along the eastern quay had been destroyed, and the merchants who "
+                "financed the work were granted a century of reduced duties on wine, salt and timber.")
+    passage = filler + sentence  # the quoted sentence ends the passage
+    assert len(sentence) > 250
+    # four substitutions by a character the passage never contains: exactly four edits
+    chars = list(sentence)
+    for i in (20, 90, 170, 240):
+        chars[i] = "#"
+    r = locate_spans(passage, ["".join(chars)])
+    assert r.tiers == ("fuzzy",)
+    assert r.matches[0].distance == 4
+    assert r.span_texts == [sentence]
+    assert r.spans == [(len(filler), len(passage))]
+
+
+def test_fuzzy_edit_budget_boundary_is_exact():
+    passage = "Before the match. The archive of the old city council burned down in 1871. After it."
+    quote = "The archive of the old city council burned down in 1871."  # 56 chars: budget 5 edits
+    assert int(0.1 * len(quote)) == 5
+
+    def with_edits(n):
+        chars = list(quote)
+        for i in range(n):
+            chars[4 + 10 * i] = "#"
+        return "".join(chars)
+
+    at_budget = locate_spans(passage, [with_edits(5)])
+    assert at_budget.tiers == ("fuzzy",) and at_budget.matches[0].distance == 5
+    assert at_budget.span_texts == [quote]
+    over_budget = locate_spans(passage, [with_edits(6)])
+    assert over_budget.dropped == (with_edits(6),) and over_budget.spans == []
+
+
+def test_fuzzy_quote_given_twice_marks_both_typoed_occurrences():
+    phrase = "the committee approved the annual budget report"
+    passage = (f"In March {phrase} without debate. Several members later objected to the procedure, "
+               f"so in April {phrase} a second time. Nobody objected after that.")
+    quote = "the comittee approved the anual budget report"  # two deletions, same distance to both
+    r = locate_spans(passage, [quote, quote])
+    first, second = passage.index(phrase), passage.rindex(phrase)
+    assert r.tiers == ("fuzzy", "fuzzy")
+    assert sorted((m.start, m.end) for m in r.matches) == [(first, first + len(phrase)),
+                                                           (second, second + len(phrase))]
+    assert [m.distance for m in r.matches] == [2, 2]
+    # a third copy has nowhere new to go: it reuses an occurrence instead of being dropped
+    r3 = locate_spans(passage, [quote] * 3)
+    assert r3.dropped == () and len(r3.spans) == 2
