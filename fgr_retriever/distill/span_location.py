@@ -17,8 +17,8 @@ occurrence before an approximate match could take it):
     it occurs with a Levenshtein edit distance (computed with ``rapidfuzz``) of at most
     ``max_edit_ratio`` of its (normalised) length, for strings of at least ``min_fuzzy_chars``
     characters. The match is snapped to word boundaries so it never cuts a word. The search
-    is fast at the default ratio (0.1: about 1.5 ms per quote in a 2,000-character passage);
-    its cost grows with the ratio, to tens of milliseconds per quote at 0.5.
+    is fast at the default ratio (0.1: about 1.4 ms per quote in a 2,000-character passage);
+    its cost grows with the ratio, to about 90 ms per quote at 0.5 (docs/benchmarks.md).
 
 Within a tier, longer strings are placed first. A string goes to its first occurrence that no
 other string has taken yet (the same character range), so a phrase quoted twice marks two

@@ -9,10 +9,14 @@ import re
 import socket
 
 import pytest
-from haystack import Document
 
+# set before haystack is imported: it reads them at import time (telemetry posts to PostHog
+# from a background thread; tests send nothing anywhere)
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from haystack import Document  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
