@@ -33,10 +33,11 @@ MAY_IMPORT: dict[str, set[str]] = {
     "index": FOUNDATION | {"evidence", "model"},
     "retriever": FOUNDATION | {"evidence", "model", "index"},
     "fgr_retriever": RUNTIME,
+    "ingest": FOUNDATION | {"evidence"},
     "testing": RUNTIME,
     "distill": RUNTIME,
     "evaluation": RUNTIME,
-    "cli": RUNTIME | {"distill", "evaluation"},
+    "cli": RUNTIME | {"ingest", "distill", "evaluation"},
 }
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from fgr_retriever import FGRColBERT, FGRRetriever, ModelMismatchError, cli
-from fgr_retriever.cli.documents import read_documents
+from fgr_retriever.ingest import read_documents
 from fgr_retriever.evidence.text import answer_in_spans
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ __all__ = ["register", "cmd_index", "cmd_search", "cmd_highlight"]
 
 
 def register(sub) -> None:
-    i = sub.add_parser("index", help="build an index from .txt, .md and .jsonl files or folders")
-    i.add_argument("paths", nargs="+", help="files or folders")
+    i = sub.add_parser("index", help="build an index from .txt .md .json(l) .csv .html .pdf files or folders")
+    i.add_argument("paths", nargs="+", help="files or folders (hidden entries such as .git/ are skipped)")
     i.add_argument("--out", required=True, help="index directory to write")
     add_model_option(i)
     g = i.add_mutually_exclusive_group()
@@ -25,6 +25,18 @@ def register(sub) -> None:
     i.add_argument("--batch-size", type=int, default=32)
     i.add_argument("--storage-dtype", choices=["bfloat16", "float16", "float32"], default="bfloat16")
     i.add_argument("--quiet", action="store_true", help="no progress bar")
+    i.add_argument("--strict", action="store_true", help="stop at the first unreadable file instead of skipping it")
+    i.add_argument("--chunk-tokens", type=int,
+                   help="cut long documents into passages of at most this many wordpieces, at sentence "
+                        "boundaries (default: the model's window, doc_maxlen minus 3)")
+    i.add_argument("--chunk-overlap", type=int, default=24,
+                   help="wordpieces of trailing sentences repeated at the start of the next passage (default 24)")
+    i.add_argument("--no-chunking", action="store_true", help="index every document whole, however long")
+    i.add_argument("--csv-text-column", action="append", metavar="COLUMN",
+                   help="CSV column(s) holding the text (repeatable; default: 'text')")
+    i.add_argument("--csv-metadata-column", action="append", metavar="COLUMN",
+                   help="CSV column(s) kept as metadata (repeatable; default: all other columns)")
+    i.add_argument("--csv-id-column", metavar="COLUMN", help="CSV column holding document ids (default: 'id' if present)")
     i.set_defaults(func=cmd_index)
 
     s = sub.add_parser("search", help="search an index")
@@ -56,12 +68,16 @@ def register(sub) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    from ..ingest import chunk_documents, load_documents, wordpiece_counter
     from ..retriever import FGRRetriever
-    from .documents import read_documents
 
     out = Path(args.out)
-    docs = read_documents(args.paths)
-    if not docs:
+    if args.chunk_tokens is not None and args.chunk_tokens < 8:
+        raise InvalidInputError("--chunk-tokens must be at least 8")
+    report = load_documents(args.paths, strict=args.strict, csv_text_columns=args.csv_text_column,
+                            csv_metadata_columns=args.csv_metadata_column, csv_id_column=args.csv_id_column)
+    print(report.summary(), file=sys.stderr)
+    if not report.documents:
         raise InvalidInputError("no documents found")
     exists = out.exists() and any(out.iterdir()) if out.is_dir() else out.exists()
     if exists and not (args.append or args.overwrite):
@@ -70,11 +86,20 @@ def cmd_index(args: argparse.Namespace) -> int:
         retriever = FGRRetriever.load(out, **({"model": common.load_model(args.model)} if args.model else {}))
     else:
         retriever = FGRRetriever(model=common.load_model(args.model), storage_dtype=args.storage_dtype)
+    docs = report.documents
+    if not args.no_chunking:
+        budget = args.chunk_tokens or retriever.model.config.doc_maxlen - 3  # [CLS], marker, [SEP]
+        docs = chunk_documents(docs, max_tokens=budget, overlap_tokens=min(args.chunk_overlap, budget - 1),
+                               count_tokens=wordpiece_counter(retriever.model.tokenizer.hf))
+        if len(docs) != len(report.documents):
+            print(f"split into {len(docs)} passages of at most {budget} wordpieces", file=sys.stderr)
     retriever.batch_size = args.batch_size
     retriever.show_progress_bar = not args.quiet
     retriever.add_documents(docs)
     retriever.save(out)
-    print(f"indexed {len(docs)} documents; {out} now holds {len(retriever)}")
+    what = f"{len(docs)} documents" if len(docs) == len(report.documents) else \
+        f"{len(docs)} passages from {len(report.documents)} documents"
+    print(f"indexed {what}; {out} now holds {len(retriever)}")
     return 0
 
 

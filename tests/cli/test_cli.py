@@ -155,3 +155,27 @@ def test_demo_runs_on_custom_kb(tmp_path, tiny_cli, capsys):
     assert cli.main(["demo", "--kb", str(kb), "--questions", str(q), "--color", "never"]) == 0
     out = capsys.readouterr().out
     assert "Indexed 5 documents" in out and "Q: topic 3" in out and "questions answered" in out
+
+
+def test_index_folder_chunks_long_files_and_reports_skipped_ones(tmp_path, tiny_cli, capsys):
+    root = write_corpus(tmp_path)
+    guide = " ".join(f"Step {i}: rinse the strap in cool water and dry it flat." for i in range(60))
+    (root / "guide.txt").write_text(guide, encoding="utf-8")
+    (root / "old.txt").write_bytes("café".encode("latin-1"))
+    (root / ".cache").mkdir()
+    (root / ".cache" / "x.txt").write_text("hidden", encoding="utf-8")
+    out = tmp_path / "idx"
+    assert cli.main(["index", str(root), "--out", str(out), "--quiet", "--chunk-tokens", "60"]) == 0
+    captured = capsys.readouterr()
+    assert "skipped 1 unreadable files" in captured.err and "old.txt: not UTF-8" in captured.err
+    assert "passages from 5 documents" in captured.out
+    assert cli.main(["search", str(out), "rinse the strap", "-k", "50", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    parts = [h for h in hits if h["id"].startswith("guide.txt#")]
+    assert len(parts) > 5 and not any(h["id"].startswith(".cache") for h in hits)
+    for h in parts:  # every passage points back into the file it came from
+        m = h["metadata"]
+        assert guide[m["start"]:m["end"]] == h["text"] and m["source"] == "guide.txt"
+    # --strict stops at the unreadable file and writes nothing
+    assert cli.main(["index", str(root), "--out", str(tmp_path / "strict"), "--strict"]) == 1
+    assert "old.txt" in capsys.readouterr().err and not (tmp_path / "strict").exists()
