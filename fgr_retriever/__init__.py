@@ -11,6 +11,9 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     DocumentNotFoundError,
     DuplicateIdError,
@@ -22,24 +25,57 @@ from .errors import (
     ModelLoadError,
     ModelMismatchError,
 )
-from .evidence.extractive import ExtractiveAnswer, extractive_answer
-from .evidence.metadata import (
-    EVIDENCE_SPANS_KEY,
-    FULL_TEXT_KEY,
-    RELEVANCE_SCORE_KEY,
-    evidence_fields,
-    full_text_of,
-    spans_from_metadata,
-)
-from .evidence.prompting import Citation, EvidenceContext, EvidenceSource, build_context, build_prompt
-from .evidence.rendering import render_ansi, render_html, render_markdown
-from .evidence.text import evidence_text
-from .index import EmbeddedIndex, Index
-from .index.filters import compile_filter
-from .model.config import FGRConfig
-from .model.encoder import FGRColBERT, QueryEncoding, TextEncoding
-from .retriever import FGRRetriever
 from .types import Document, SearchResult, Span, TokenScore
+
+if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
+    from .evidence.extractive import ExtractiveAnswer, extractive_answer
+    from .evidence.metadata import (
+        EVIDENCE_SPANS_KEY,
+        FULL_TEXT_KEY,
+        RELEVANCE_SCORE_KEY,
+        evidence_fields,
+        full_text_of,
+        spans_from_metadata,
+    )
+    from .evidence.prompting import Citation, EvidenceContext, EvidenceSource, build_context, build_prompt
+    from .evidence.rendering import render_ansi, render_html, render_markdown
+    from .evidence.text import evidence_text
+    from .index import EmbeddedIndex, Index
+    from .index.filters import compile_filter
+    from .model.config import FGRConfig
+    from .model.encoder import FGRColBERT, QueryEncoding, TextEncoding
+    from .retriever import FGRRetriever
+
+# Imported on first use (PEP 562): the model, the index and the retriever pull in torch and
+# transformers, which take seconds to load; `fgr-retriever --help` and the error paths should not.
+_LAZY = {
+    **dict.fromkeys(("FGRColBERT", "QueryEncoding", "TextEncoding"), "model.encoder"),
+    "FGRConfig": "model.config",
+    "FGRRetriever": "retriever",
+    **dict.fromkeys(("Index", "EmbeddedIndex"), "index"),
+    "compile_filter": "index.filters",
+    "evidence_text": "evidence.text",
+    **dict.fromkeys(("render_ansi", "render_html", "render_markdown"), "evidence.rendering"),
+    **dict.fromkeys(("RELEVANCE_SCORE_KEY", "EVIDENCE_SPANS_KEY", "FULL_TEXT_KEY", "evidence_fields",
+                     "spans_from_metadata", "full_text_of"), "evidence.metadata"),
+    **dict.fromkeys(("EvidenceSource", "EvidenceContext", "Citation", "build_context", "build_prompt"),
+                    "evidence.prompting"),
+    **dict.fromkeys(("ExtractiveAnswer", "extractive_answer"), "evidence.extractive"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

@@ -18,6 +18,25 @@ from .errors import FGRError, InvalidInputError
 __all__ = ["atomic_directory", "atomic_write_text", "iter_jsonl", "read_lines", "read_json", "sha256_file"]
 
 
+def _umask() -> int:
+    """The process umask, without changing it (Linux reports it in /proc; elsewhere the classic
+    set-and-restore, which is not thread-safe but only runs where /proc is missing)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _as_if_created_normally(path: Path, *, directory: bool) -> None:
+    # mkstemp/mkdtemp create 0600/0700 whatever the umask: give the final file the permissions
+    # open()/mkdir() would have, so another service user can read an index where the umask allows
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
@@ -47,6 +66,7 @@ def atomic_directory(target: Path, *, marker: str) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
     try:
         yield tmp
+        _as_if_created_normally(tmp, directory=True)
         for f in tmp.rglob("*"):
             if f.is_file():
                 with open(f, "rb") as fh:
@@ -76,6 +96,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        _as_if_created_normally(Path(tmp), directory=False)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

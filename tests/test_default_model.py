@@ -168,3 +168,30 @@ def test_human_annotated_spans_smoke(shared_data, default_model):
     for rec in records:
         spans = default_model.highlight(rec["query"], rec["passage"])
         assert all(rec["passage"][s.start:s.end] == s.text and 0.0 <= s.score <= 1.0 for s in spans)
+
+
+# A customer e-mail puts its question last. Cut at query_maxlen (32 tokens, ColBERT's fixed
+# query length), all three lose the question and none of the answers is in the top 3.
+LONG_QUESTIONS = [
+    ("Hello, I ordered a present for my sister last month and she was delighted with it, thank you for the "
+     "lovely packaging and the handwritten card. We are planning a trip to the mountains in the spring and she "
+     "would like to take it along. My question is: how heavy is the Ondine 28 bag?", "product-ondine-28"),
+    ("Good morning, I have been a loyal customer of your boutique in Paris for many years and I always "
+     "appreciate the advice of your staff, especially during the holidays when the shop is so busy. I received "
+     "a parcel yesterday but the item does not suit me. How many days do I have to return an item?",
+     "policy-returns"),
+    ("Dear team, my husband gave me a beautiful watch for our anniversary, and we have since moved house twice, "
+     "so I am not sure where the papers are, but the watch still runs perfectly and I wear it every day. How "
+     "long is the warranty on the watch?", "policy-watch-warranty"),
+]
+
+
+def test_long_questions_are_searched_whole(default_model):
+    import warnings
+
+    retriever = FGRRetriever(model=default_model)
+    retriever.add_documents(read_documents([EXAMPLES / "knowledge_base.jsonl"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # under query_max_tokens: nothing is cut, nothing to warn about
+        for question, expected in LONG_QUESTIONS:
+            assert expected in [r.id for r in retriever.search(question, k=3)], question[-40:]

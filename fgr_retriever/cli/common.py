@@ -8,17 +8,24 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+from dataclasses import replace
 from typing import Sequence
 
 from ..evidence.rendering import render_ansi
 from ..types import SearchResult, Span
 
-__all__ = ["add_model_option", "add_color_option", "use_color", "mark", "print_results", "load_model"]
+__all__ = ["add_model_option", "add_color_option", "use_color", "mark", "marked_snippet", "print_results",
+           "load_model"]
+
+_WORD = re.compile(r"\S+")
+_SPACE = re.compile(r"\s+")
 
 
 def add_model_option(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--model", help="model directory or hub id (default: the bundled model)")
+    sp.add_argument("--device", help="where the model runs: cpu, cuda, cuda:1, mps (default: cpu)")
 
 
 def add_color_option(sp: argparse.ArgumentParser) -> None:
@@ -44,6 +51,33 @@ def mark(text: str, spans: Sequence[Span], color: bool) -> str:
     return "".join(out + [text[pos:]])
 
 
+def marked_snippet(text: str, spans: Sequence[Span], color: bool, *, context_words: int = 12) -> str:
+    """The evidence in its context: each span with ``context_words`` words around it, marked
+    (colour in a terminal, ``[[…]]`` otherwise), pieces joined by ``…``, whitespace collapsed."""
+    words = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+    windows: list[list[int]] = []
+    for sp in sorted(spans, key=lambda s: s.start):
+        first = next((i for i, (_, e) in enumerate(words) if e > sp.start), len(words) - 1)
+        last = max((i for i, (b, _) in enumerate(words) if b < sp.end), default=first)
+        a = min(sp.start, words[max(0, first - context_words)][0])
+        b = max(sp.end, words[min(len(words) - 1, last + context_words)][1])
+        if windows and a <= windows[-1][1]:
+            windows[-1][1] = max(windows[-1][1], b)
+        else:
+            windows.append([a, b])
+    parts = []
+    for a, b in windows:
+        inside = [replace(sp, start=max(sp.start, a) - a, end=min(sp.end, b) - a,
+                          text=text[max(sp.start, a):min(sp.end, b)]) for sp in spans if sp.start < b and sp.end > a]
+        parts.append(_SPACE.sub(" ", mark(text[a:b], inside, color)).strip())
+    out = " … ".join(parts)
+    if windows and text[:windows[0][0]].strip():
+        out = "… " + out
+    if windows and text[windows[-1][1]:].strip():
+        out += " …"
+    return out
+
+
 def print_results(results: list[SearchResult], *, color: bool, full_text: bool) -> None:
     if not results:
         print("  (no results)")
@@ -53,14 +87,16 @@ def print_results(results: list[SearchResult], *, color: bool, full_text: bool) 
         print(head)
         if full_text:
             print("     " + mark(r.text, r.spans, color).replace("\n", "\n     "))
-        if r.evidence:
+        elif r.spans:
+            print(f"     evidence: {marked_snippet(r.text, r.spans, color)}")
+        if full_text and r.evidence:
             print(f"     evidence: {r.evidence}")
-        elif r.spans == ():
+        elif r.spans == () and not r.evidence:
             print("     evidence: (nothing here reaches the evidence threshold)")
 
 
-def load_model(name: str | None):
+def load_model(name: str | None, device: str | None = None):
     # imported here: loading torch and transformers is the slow part of starting the CLI
     from ..model import FGRColBERT
 
-    return FGRColBERT.from_pretrained(name)
+    return FGRColBERT.from_pretrained(name, device=device)

@@ -45,8 +45,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         except (OSError, json.JSONDecodeError) as exc:
             raise InvalidInputError(f"cannot read demo questions from {qfile}: {exc}") from None
     color = common.use_color(args)
-    print("Loading the bundled default model (offline)…", flush=True)
-    retriever = FGRRetriever(model=common.load_model(args.model), show_progress_bar=True)
+    print(f"Loading {'model ' + args.model if args.model else 'the bundled default model (offline)'}…", flush=True)
+    retriever = FGRRetriever(model=common.load_model(args.model, args.device), show_progress_bar=True)
     docs = read_documents([kb])
     retriever.add_documents(docs)
     print(f"Indexed {len(retriever)} documents from {kb.name}.\n")

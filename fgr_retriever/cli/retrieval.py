@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import InvalidInputError
+from ..errors import IndexNotFoundError, InvalidInputError
 from . import common
 from .common import add_color_option, add_model_option
 
@@ -49,7 +49,10 @@ def register(sub) -> None:
                    help="what evidence is made of (default: the model's, sentence for the bundled one)")
     s.add_argument("--no-highlight", action="store_true")
     s.add_argument("--full-text", action="store_true", help="print whole documents with highlights")
-    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--format", choices=["terminal", "json", "html", "markdown"], default="terminal",
+                   help="terminal: evidence highlighted in context (colour when printing to a terminal, [[…]] "
+                        "when piped); json; html or markdown: each hit with its evidence marked")
+    s.add_argument("--json", action="store_true", help="the same as --format json")
     add_model_option(s)
     add_color_option(s)
     s.set_defaults(func=cmd_search)
@@ -65,6 +68,16 @@ def register(sub) -> None:
     add_model_option(h)
     add_color_option(h)
     h.set_defaults(func=cmd_highlight)
+
+
+def _open(path: Path, args: argparse.Namespace):
+    """A saved index with ``--model`` (default: the model recorded in it) on ``--device``."""
+    from ..retriever import FGRRetriever
+
+    retriever = FGRRetriever.load(path, **({"model": common.load_model(args.model, args.device)} if args.model else {}))
+    if args.device and not args.model:
+        retriever.model.to(args.device)
+    return retriever
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -83,9 +96,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     if exists and not (args.append or args.overwrite):
         raise InvalidInputError(f"{out} already exists; pass --append to add to it or --overwrite to replace it")
     if args.append and exists:
-        retriever = FGRRetriever.load(out, **({"model": common.load_model(args.model)} if args.model else {}))
+        retriever = _open(out, args)
     else:
-        retriever = FGRRetriever(model=common.load_model(args.model), storage_dtype=args.storage_dtype)
+        retriever = FGRRetriever(model=common.load_model(args.model, args.device), storage_dtype=args.storage_dtype)
     docs = report.documents
     if not args.no_chunking:
         budget = args.chunk_tokens or retriever.model.config.doc_maxlen - 3  # [CLS], marker, [SEP]
@@ -104,23 +117,45 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from ..retriever import FGRRetriever
-
     flt = None
     if args.filter:
         try:
             flt = json.loads(args.filter)
         except json.JSONDecodeError as exc:
             raise InvalidInputError(f"--filter is not valid JSON: {exc}") from None
-    retriever = FGRRetriever.load(args.index, **({"model": common.load_model(args.model)} if args.model else {}))
+    index = Path(args.index)
+    if not (index / "index.json").is_file():  # answered before torch loads (seconds)
+        raise IndexNotFoundError(f"no fgr-retriever index at {index} (expected {index / 'index.json'})")
+    retriever = _open(index, args)
     results = retriever.search(args.query, k=args.k, filter=flt, highlight=not args.no_highlight,
                                threshold=args.threshold, unit=args.unit)
-    if args.json:
+    fmt = "json" if args.json else args.format
+    if fmt == "json":
         json.dump([r.to_dict() for r in results], sys.stdout, ensure_ascii=False, indent=2)
         print()
+    elif fmt in ("html", "markdown"):
+        print(_render_results(results, fmt))
     else:
         common.print_results(results, color=common.use_color(args), full_text=args.full_text)
     return 0
+
+
+def _render_results(results, fmt: str) -> str:
+    """Each hit as a heading and its text with the evidence marked (HTML ``<mark>`` or bold)."""
+    from html import escape
+
+    from ..evidence.rendering import render_html, render_markdown
+
+    out = []
+    for r in results:
+        title = r.metadata.get("title")
+        head = f"{r.rank}. {r.id}" + (f" — {title}" if title else "") + f" (score {r.score:.2f})"
+        if fmt == "html":
+            out.append(f'<article id="{escape(r.id, quote=True)}">\n<h3>{escape(head)}</h3>\n'
+                       f"<p>{render_html(r.text, r.spans)}</p>\n</article>")
+        else:
+            out.append(f"### {render_markdown(head, [])}\n\n{render_markdown(r.text, r.spans)}\n")
+    return "\n".join(out) if out else ("<p>No results.</p>" if fmt == "html" else "No results.")
 
 
 def cmd_highlight(args: argparse.Namespace) -> int:
@@ -135,7 +170,7 @@ def cmd_highlight(args: argparse.Namespace) -> int:
             raise InvalidInputError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     else:
         text = source
-    model = common.load_model(args.model)
+    model = common.load_model(args.model, args.device)
     spans = model.highlight(args.query, text, threshold=args.threshold, unit=args.unit)
     if args.json:
         unit, threshold = model.resolve_evidence(args.unit, args.threshold)

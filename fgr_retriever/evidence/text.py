@@ -19,6 +19,79 @@ def count_words(text: str) -> int:
     return len(_WORD.findall(text))
 
 
+# A number's unit is the word after it ("15 EUR", "0.9 kg", "30 days") or a currency before it
+# ("EUR 15", "€ 15"); evidence that keeps the number but not its unit misleads.
+_UNITS = frozenset("""
+% ‰ kg g mg t lb lbs oz ct carat carats karat k mm cm m km in inch inches ft feet yd mi ml cl dl l litre litres
+liter liters gal m2 m3 sqm w kw kwh v mah wh hz ghz mb gb tb px dpi s sec secs second seconds min mins minute minutes
+h hr hrs hour hours day days week weeks month months year years pcs pc pieces piece items times x
+""".split())
+_CURRENCY = frozenset("€ $ £ ¥ ₹ ₩ ₽ ₺ CHF".split())
+_CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
+_TRAILING_PUNCT = re.compile(r"[.,;:!?)\]}'\"]+$")
+
+
+def _with_units(text: str, start: int, end: int) -> tuple[int, int]:
+    """``[start, end)`` widened to the unit of a number at its end, or the currency before a
+    number at its start, when that word sits on the same line."""
+    inside = _WORD.findall(text, start, end)
+    if inside and any(ch.isdigit() for ch in inside[-1]):
+        nxt = _WORD.search(text, end)
+        if nxt and "\n" not in text[end:nxt.start()] and not _TRAILING_PUNCT.search(inside[-1]):
+            core = _TRAILING_PUNCT.sub("", nxt.group())
+            if core.lower() in _UNITS or core in _CURRENCY or _CURRENCY_CODE.match(core):
+                end = nxt.start() + len(core)
+    if inside and inside[0][:1].isdigit():
+        before = [m for m in _WORD.finditer(text, max(0, start - 16), start) if m.end() <= start]
+        if before and "\n" not in text[before[-1].end():start] and \
+                (before[-1].group() in _CURRENCY or _CURRENCY_CODE.match(before[-1].group())):
+            start = before[-1].start()
+    return start, end
+
+
+def _is_unit_after(text: str, pos: int) -> bool:
+    """Whether the word ending at ``pos`` is a number whose unit is the next word."""
+    if pos == 0 or not text[pos - 1].isdigit():
+        return False
+    nxt = _WORD.search(text, pos)
+    if not nxt or "\n" in text[pos:nxt.start()]:
+        return False
+    core = _TRAILING_PUNCT.sub("", nxt.group())
+    return core.lower() in _UNITS or core in _CURRENCY or bool(_CURRENCY_CODE.match(core))
+
+
+def _cut(text: str, end: int, spans: list[tuple[int, int]], max_tokens: int,
+         token_counter: Callable[[str], int]) -> tuple[int, int]:
+    """The longest beginning of an over-budget piece that fits the budget.
+
+    The piece's left context goes first: the result starts at its first span. It ends between
+    words and never inside a highlighted span, except when the first span alone is over the
+    whole budget; that span is cut between words, never between a number and its unit.
+    """
+    first_start, first_end = spans[0]
+
+    def fits(stop: int) -> bool:
+        return token_counter(text[first_start:stop]) <= max_tokens
+
+    if not fits(first_end):
+        words = list(_WORD.finditer(text, first_start, first_end))
+        cut = None
+        for m in words:
+            if not fits(m.end()):
+                break
+            if not _is_unit_after(text, m.end()):
+                cut = m.end()
+        return first_start, cut or words[0].end()
+    cut = first_end
+    for m in _WORD.finditer(text, first_end, end):
+        if any(a < m.end() < b for a, b in spans):
+            continue  # would end inside a highlighted span
+        if not fits(m.end()):
+            break
+        cut = m.end()
+    return first_start, cut
+
+
 def evidence_text(text: str, spans: Sequence[Span], *, context_words: int = 0, max_tokens: int | None = None,
                   separator: str = " … ", token_counter: Callable[[str], int] = count_words) -> str:
     """Join the evidence of ``text`` into one compact string.
@@ -27,7 +100,10 @@ def evidence_text(text: str, spans: Sequence[Span], *, context_words: int = 0, m
     merged, and pieces are joined in document order with ``separator``; a leading or trailing
     ``…`` shows that the text goes on. With ``max_tokens``, the highest-scoring pieces are kept
     until the budget (counted by ``token_counter``) is spent; a single piece longer than the
-    budget is cut to its longest prefix of whole words that fits.
+    budget loses its context first and is then cut between words, never inside a highlighted
+    span unless that span alone is over the whole budget (and never between a number and its
+    unit). A number at the end of a span keeps its unit (``15 EUR``, ``0.9 kg``) and one at its
+    start keeps its currency (``EUR 15``).
 
     >>> text = "The bag is calfskin. It ships in a dust bag. Returns are free within 30 days."
     >>> evidence_text(text, [Span(start=62, end=77, text="within 30 days.", score=0.9)], context_words=2)
@@ -40,11 +116,12 @@ def evidence_text(text: str, spans: Sequence[Span], *, context_words: int = 0, m
     if not spans:
         return ""
     words = [(m.start(), m.end()) for m in _WORD.finditer(text)]
-    pieces: list[list[float]] = []  # [start, end, score]
+    pieces: list[list] = []  # [start, end, score, [(span start, span end), ...]]
     for span in sorted(spans, key=lambda s: s.start):
         if not 0 <= span.start < span.end <= len(text):
             raise InvalidInputError(f"span {span.start}:{span.end} is outside the text (length {len(text)})")
-        start, end = span.start, span.end
+        start, end = _with_units(text, span.start, span.end)
+        core = (start, end)
         if context_words and words:
             first = next((i for i, (s, e) in enumerate(words) if e > span.start), len(words) - 1)
             last = max((i for i, (s, e) in enumerate(words) if s < span.end), default=first)
@@ -53,8 +130,9 @@ def evidence_text(text: str, spans: Sequence[Span], *, context_words: int = 0, m
         if pieces and start <= pieces[-1][1]:
             pieces[-1][1] = max(pieces[-1][1], end)
             pieces[-1][2] = max(pieces[-1][2], span.score)
+            pieces[-1][3].append(core)
         else:
-            pieces.append([start, end, span.score])
+            pieces.append([start, end, span.score, [core]])
 
     chosen = list(range(len(pieces)))
     if max_tokens is not None:
@@ -67,13 +145,7 @@ def evidence_text(text: str, spans: Sequence[Span], *, context_words: int = 0, m
                 used += cost
             elif not chosen:
                 # the best piece alone is over budget: keep its beginning rather than drop it
-                words_in = list(_WORD.finditer(text, s, e))
-                cut = words_in[0].end() if words_in else e
-                for m in words_in[1:]:
-                    if token_counter(text[s:m.end()]) > max_tokens:
-                        break
-                    cut = m.end()
-                pieces[i][1] = cut
+                pieces[i][0], pieces[i][1] = _cut(text, e, pieces[i][3], max_tokens, token_counter)
                 chosen.append(i)
                 break
         chosen.sort()

@@ -24,6 +24,10 @@ class FGRConfig:
     Attributes:
         query_maxlen: query length in tokens *including* ``[CLS]``, marker and ``[SEP]``;
             shorter queries are padded with ``[MASK]`` (ColBERT's query augmentation).
+        query_max_tokens: the longest query searched, in tokens including specials. A query
+            longer than ``query_maxlen`` (a customer e-mail, a pasted paragraph) is encoded at its
+            own length up to this, and cut beyond it with a ``UserWarning``. Training always cuts
+            at ``query_maxlen``.
         doc_maxlen: window length in tokens including specials; longer texts are split into
             overlapping windows.
         doc_window_overlap: tokens shared by consecutive windows of a long text.
@@ -52,6 +56,7 @@ class FGRConfig:
     """
 
     query_maxlen: int = 32
+    query_max_tokens: int = 256
     doc_maxlen: int = 180
     doc_window_overlap: int = 32
     dim: int = 128
@@ -75,6 +80,9 @@ class FGRConfig:
         specials = 2 + (self.query_marker is not None)
         if self.query_maxlen < specials + 1:
             raise InvalidInputError(f"query_maxlen must be at least {specials + 1}, got {self.query_maxlen}")
+        if not self.query_maxlen <= self.query_max_tokens <= 512:
+            raise InvalidInputError(f"query_max_tokens must be between query_maxlen ({self.query_maxlen}) and 512, "
+                                    f"got {self.query_max_tokens}")
         dspecials = 2 + (self.doc_marker is not None)
         if self.doc_maxlen < dspecials + 8:
             raise InvalidInputError(f"doc_maxlen must be at least {dspecials + 8}, got {self.doc_maxlen}")

@@ -35,8 +35,8 @@ Precision = Literal["auto", "float32", "bfloat16"]
 
 @dataclass(frozen=True)
 class QueryEncoding:
-    """One encoded query: ``vectors [query_maxlen, dim]`` (L2-normalised) and the positions the
-    relevance head looks at."""
+    """One encoded query: ``vectors [max(query_maxlen, query length), dim]`` (L2-normalised) and
+    the positions the relevance head looks at."""
 
     vectors: torch.Tensor
     relevance_mask: torch.Tensor
@@ -141,8 +141,8 @@ class FGRColBERT(nn.Module):
             h = hashlib.blake2b(digest_size=16)
             cfg = self.config.to_dict()
             for key in ("threshold", "evidence_unit", "sentence_scale", "sentence_bias", "sentence_threshold",
-                        "sentence_ratio"):
-                cfg.pop(key)  # evidence decoding settings change spans, not vectors
+                        "sentence_ratio", "query_max_tokens"):
+                cfg.pop(key)  # evidence decoding and query settings change spans and queries, not stored vectors
             h.update(json.dumps(cfg, sort_keys=True).encode())
             for name, tensor in sorted(self.state_dict().items()):
                 if name.startswith("relevance.") or ".pooler." in f".{name}":
@@ -183,8 +183,19 @@ class FGRColBERT(nn.Module):
         return F.normalize(projected, dim=-1), self.relevance.vectors(hidden, projected)
 
     # ---------------------------------------------------------------- encoding
+    def _query_max_tokens(self) -> int:
+        # never past the encoder's position embeddings, whatever the config says
+        positions = getattr(self.encoder.config, "max_position_embeddings", None) or self.config.query_max_tokens
+        return max(self.config.query_maxlen, min(self.config.query_max_tokens, positions))
+
     def encode_queries(self, queries: str | Sequence[str], *, batch_size: int = 64) -> list[QueryEncoding]:
-        """Encode queries (inference). Queries longer than ``query_maxlen`` are truncated."""
+        """Encode queries (inference).
+
+        Queries up to ``query_maxlen`` tokens are padded to it with ``[MASK]`` (ColBERT's query
+        augmentation); longer ones keep their length, up to ``config.query_max_tokens``, beyond
+        which they are cut with a ``UserWarning``. ``QueryEncoding.vectors`` has one row per
+        position: ``max(query_maxlen, query length)``.
+        """
         queries = check_texts(queries, what="query")
         for i, q in enumerate(queries):
             if not q.strip():
@@ -192,13 +203,15 @@ class FGRColBERT(nn.Module):
         out: list[QueryEncoding] = []
         with torch.inference_mode(), self._autocast():
             for b in range(0, len(queries), batch_size):
-                inputs = self.tokenizer.queries(queries[b: b + batch_size])
+                inputs = self.tokenizer.queries(queries[b: b + batch_size], max_tokens=self._query_max_tokens())
                 vecs, rel = self.forward_queries(inputs)
+                lengths = inputs.attention_mask.sum(dim=1).clamp(min=self.config.query_maxlen).tolist()
                 for row in range(vecs.shape[0]):
+                    n = int(lengths[row])  # drop the [PAD] a longer query in the batch added
                     out.append(QueryEncoding(
-                        vectors=vecs[row].float(),
-                        relevance_mask=inputs.relevance_mask[row].to(vecs.device),
-                        relevance_vectors=None if rel is None else rel[row].float(),
+                        vectors=vecs[row, :n].float(),
+                        relevance_mask=inputs.relevance_mask[row, :n].to(vecs.device),
+                        relevance_vectors=None if rel is None else rel[row, :n].float(),
                     ))
         return out
 
@@ -217,8 +230,10 @@ class FGRColBERT(nn.Module):
         size = [pieces[t].windows[w][1] - pieces[t].windows[w][0] for t, w in items]
         order = sorted(range(len(items)), key=lambda i: -size[i])
         done: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = {}
-        bar = tqdm(total=len(texts), desc="Encoding", unit="doc", disable=not show_progress_bar)
-        finished_texts: set[int] = set()
+        # the bar counts tokens, the actual work: windows run longest first, so a bar counting
+        # finished texts would sit near 0 % for most of a run over long documents
+        bar = tqdm(total=sum(size), desc="Encoding", unit="tok", unit_scale=True, disable=not show_progress_bar)
+        texts_done = 0
         remaining = [len(p.windows) for p in pieces]
         with torch.inference_mode(), self._autocast():
             for b in range(0, len(order), batch_size):
@@ -232,9 +247,9 @@ class FGRColBERT(nn.Module):
                                None if rel is None else rel[row][k].float().cpu())
                     t = items[i][0]
                     remaining[t] -= 1
-                    if remaining[t] == 0 and t not in finished_texts:
-                        finished_texts.add(t)
-                        bar.update(1)
+                    texts_done += remaining[t] == 0
+                bar.update(sum(size[i] for i in batch))
+                bar.set_postfix_str(f"{texts_done}/{len(texts)} texts", refresh=False)
         bar.close()
         out: list[TextEncoding] = []
         pos = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import string
 import unicodedata
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -96,24 +97,44 @@ class ColBERTTokenizer:
         raise ModelLoadError(f"marker token {marker!r} is not in the tokenizer's vocabulary")
 
     # ------------------------------------------------------------------ queries
-    def queries(self, queries: Sequence[str]) -> QueryInputs:
+    def queries(self, queries: Sequence[str], *, max_tokens: int | None = None) -> QueryInputs:
+        """Query inputs: ``[CLS] marker tokens [SEP]``, padded with ``[MASK]`` to ``query_maxlen``.
+
+        A query longer than ``query_maxlen`` is cut there, or, with ``max_tokens`` (inference:
+        ``config.query_max_tokens``), kept at its own length up to ``max_tokens``; the batch is
+        then as wide as its longest query, and shorter rows end in ``[PAD]`` that nothing
+        attends to. A query cut short raises a ``UserWarning`` that says by how much.
+        """
         cfg = self.config
-        room = cfg.query_maxlen - 2 - (self.query_marker_id is not None)
-        enc = self.hf(list(queries), add_special_tokens=False, truncation=True, max_length=room)
+        specials = 2 + (self.query_marker_id is not None)
+        limit = cfg.query_maxlen if max_tokens is None else max(max_tokens, cfg.query_maxlen)
+        enc = self.hf(list(queries), add_special_tokens=False, truncation=False, verbose=False)
+        rows = []
+        for i, toks in enumerate(enc["input_ids"]):
+            if len(toks) > limit - specials:
+                if max_tokens is not None:
+                    warnings.warn(f"query {i} has {len(toks) + specials} tokens; only the first {limit} are "
+                                  "searched (FGRConfig.query_max_tokens)", UserWarning, stacklevel=3)
+                toks = toks[: limit - specials]
+            rows.append(toks)
         n = len(queries)
-        ids = torch.full((n, cfg.query_maxlen), self.mask_id, dtype=torch.long)
-        attn = torch.zeros((n, cfg.query_maxlen), dtype=torch.long)
-        rel = torch.zeros((n, cfg.query_maxlen), dtype=torch.bool)
-        for row, toks in enumerate(enc["input_ids"]):
+        width = max([cfg.query_maxlen] + [len(t) + specials for t in rows])
+        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        ids[:, : cfg.query_maxlen] = self.mask_id
+        attn = torch.zeros((n, width), dtype=torch.long)
+        rel = torch.zeros((n, width), dtype=torch.bool)
+        for row, toks in enumerate(rows):
             seq = [self.cls_id] + ([self.query_marker_id] if self.query_marker_id is not None else []) + toks + [self.sep_id]
             ids[row, : len(seq)] = torch.tensor(seq)
             attn[row, : len(seq)] = 1
             first = len(seq) - 1 - len(toks)
             rel[row, first : first + len(toks)] = True
             if cfg.attend_to_expansion_tokens:
-                attn[row] = 1
+                attn[row, : max(len(seq), cfg.query_maxlen)] = 1
         if cfg.relevance_query_tokens == "all":
-            rel[:] = True
+            rel[:, : cfg.query_maxlen] = True
+            for row, toks in enumerate(rows):
+                rel[row, : len(toks) + specials] = True
         return QueryInputs(input_ids=ids, attention_mask=attn, relevance_mask=rel)
 
     # ---------------------------------------------------------------- documents

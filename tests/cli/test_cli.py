@@ -13,7 +13,7 @@ from fgr_retriever.cli import common
 @pytest.fixture
 def tiny_cli(monkeypatch, tiny_model):
     """Make every CLI model load return the tiny model, so CLI tests stay fast."""
-    monkeypatch.setattr(common, "load_model", lambda name: tiny_model)
+    monkeypatch.setattr(common, "load_model", lambda name, device=None: tiny_model)
     from fgr_retriever import FGRColBERT
 
     monkeypatch.setattr(FGRColBERT, "from_pretrained", classmethod(lambda cls, *a, **k: tiny_model))
@@ -179,3 +179,45 @@ def test_index_folder_chunks_long_files_and_reports_skipped_ones(tmp_path, tiny_
     # --strict stops at the unreadable file and writes nothing
     assert cli.main(["index", str(root), "--out", str(tmp_path / "strict"), "--strict"]) == 1
     assert "old.txt" in capsys.readouterr().err and not (tmp_path / "strict").exists()
+
+
+def test_help_and_missing_index_answer_without_loading_torch(tmp_path):
+    # the command line starts in a fraction of a second: nothing heavy is imported for --help,
+    # usage errors or a missing index
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom fgr_retriever.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            f"assert main(['search', {str(tmp_path / 'nope')!r}, 'q']) == 1\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert "no fgr-retriever index" in out.stderr
+
+
+def test_search_shows_marked_evidence_in_context_and_other_formats(tmp_path, tiny_cli, capsys):
+    root = write_corpus(tmp_path)
+    out = tmp_path / "idx"
+    assert cli.main(["index", str(root), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert cli.main(["search", str(out), "suede brush rain", "-k", "4", "--threshold", "0.01",
+                     "--color", "never"]) == 0
+    text = capsys.readouterr().out
+    assert "evidence: " in text and "[[" in text and "]]" in text  # plain markers when not a terminal
+    assert cli.main(["search", str(out), "suede brush rain", "-k", "2", "--threshold", "0.01", "--format", "html"]) == 0
+    html = capsys.readouterr().out
+    assert html.count("<article") == 2 and "<mark" in html
+    assert cli.main(["search", str(out), "suede", "-k", "1", "--threshold", "0.01", "--format", "markdown"]) == 0
+    assert capsys.readouterr().out.startswith("### 1. ")
+
+
+def test_marked_snippet_windows_and_ellipses():
+    from fgr_retriever import Span
+
+    text = " ".join(f"w{i}" for i in range(60))
+    a, b = text.index("w10"), text.index("w50")
+    spans = [Span(start=a, end=a + 3, text="w10", score=0.9), Span(start=b, end=b + 3, text="w50", score=0.8)]
+    snippet = common.marked_snippet(text, spans, color=False, context_words=2)
+    assert snippet == "… w8 w9 [[w10]] w11 w12 … w48 w49 [[w50]] w51 w52 …"

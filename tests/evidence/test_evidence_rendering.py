@@ -126,6 +126,30 @@ class TestEvidenceText:
         spans = [span(NUMBERS, "three four five six", 0.9), span(NUMBERS, "nine", 0.1)]
         assert evidence_text(NUMBERS, spans, max_tokens=2) == "… three four …"
 
+    @pytest.mark.parametrize("highlight, expected", [
+        ("costs 15", "… costs 15 EUR …"),          # a number keeps the unit after it
+        ("ships in 2", "… ships in 2 days …"),
+        ("weighs 0.9", "… weighs 0.9 kg …"),
+        ("19", "… EUR 19 …"),                       # and the currency before it
+        ("Ondine 28", "… Ondine 28 …"),             # "costs" is not a unit
+        ("total: 40.", "… total: 40. …"),           # a sentence that ends with the number ends there
+    ])
+    def test_numbers_keep_their_units(self, highlight, expected):
+        text = "The Ondine 28 costs 15 EUR and ships in 2 days. In shops: EUR 19. It weighs 0.9 kg, total: 40. Done."
+        assert evidence_text(text, [span(text, highlight)]) == expected
+
+    def test_the_budget_cut_never_ends_inside_a_span_that_fits(self):
+        text = "alpha beta gamma delta epsilon zeta eta theta"
+        spans = [span(text, "alpha beta", 0.9), span(text, "gamma delta epsilon", 0.8)]
+        # both spans merge into one piece; 4 words cannot hold both whole, so the second is left out
+        assert evidence_text(text, spans, max_tokens=4) == "alpha beta …"
+        assert evidence_text(text, spans, max_tokens=5) == "alpha beta gamma delta epsilon …"
+
+    def test_a_span_over_the_whole_budget_is_not_cut_between_number_and_unit(self):
+        text = "It is 14 cm wide and 15 EUR."
+        assert evidence_text(text, [span(text, "It is 14 cm wide")], max_tokens=3) == "It is …"
+        assert evidence_text(text, [span(text, "It is 14 cm wide")], max_tokens=4) == "It is 14 cm …"
+
     def test_docstring_example(self):
         result = doctest.testmod(fgr_retriever.evidence.text, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0 and result.failed == 0

@@ -276,3 +276,14 @@ class TestDefaultModel:
         assert spans and all(s.text == text[s.start:s.end] for s in spans)
         assert any("warranty" in s.text for s in spans)
         assert not any("Shipping" in s.text for s in spans)
+
+
+def test_encoding_progress_counts_tokens_not_finished_texts(tiny_model, capsys):
+    # long texts are windowed and run longest window first; the bar must move with that work
+    texts = ["wool " * 200, "short text", "cashmere " * 90]
+    tiny_model.encode_documents(texts, show_progress_bar=True, batch_size=2)
+    err = capsys.readouterr().err
+    pieces = tiny_model.tokenizer.pieces(texts)
+    tokens = sum(e - s for p in pieces for s, e in p.windows)
+    assert f"{tokens}/{tokens}" in err.replace(" ", "") or f"{tokens / 1000:.2f}k/{tokens / 1000:.2f}k" in err
+    assert "3/3 texts" in err

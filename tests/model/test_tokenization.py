@@ -214,3 +214,44 @@ class TestCheckTexts:
     def test_rejects(self, bad):
         with pytest.raises(InvalidInputError):
             check_texts(bad)
+
+
+class TestLongQueries:
+    def test_long_query_keeps_its_length_up_to_max_tokens(self, tok, tiny_model):
+        L = tiny_model.config.query_maxlen
+        long_q, short_q = " ".join(["wool"] * 20), "hello"
+        q = tok.queries([long_q, short_q], max_tokens=40)
+        n_long = 20 + 3  # [CLS] marker ... [SEP]
+        assert q.input_ids.shape[1] == n_long > L
+        assert q.input_ids[0, n_long - 1].item() == tok.sep_id and q.attention_mask[0].all()
+        assert q.relevance_mask[0].sum().item() == 20
+        short = q.input_ids[1].tolist()
+        assert short[L - 1] == tok.mask_id  # the short query is augmented to query_maxlen as before ...
+        assert set(short[L:]) == {tok.pad_id} and not q.attention_mask[1, L:].any()  # ... then padded
+
+    def test_a_query_cut_short_warns(self, tok):
+        with pytest.warns(UserWarning, match=r"query 0 has 53 tokens; only the first 30 are searched"):
+            q = tok.queries(["wool " * 50], max_tokens=30)
+        assert q.input_ids.shape[1] == 30 and q.input_ids[0, -1].item() == tok.sep_id
+
+    def test_encode_queries_rows_follow_the_query_length(self, tiny_model):
+        import warnings
+
+        L = tiny_model.config.query_maxlen
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # nothing is cut below query_max_tokens: no warning
+            short, long = tiny_model.encode_queries(["cashmere", " ".join(["wool"] * 30)])
+        assert short.vectors.shape[0] == L and long.vectors.shape[0] == 33
+        assert long.relevance_mask.shape[0] == 33 and long.relevance_mask.sum().item() == 30
+        # the short query encodes exactly as it does alone (the batch's padding is not attended)
+        alone = tiny_model.encode_queries(["cashmere"])[0]
+        assert torch.allclose(alone.vectors, short.vectors, atol=1e-5)
+
+    def test_query_max_tokens_is_checked_and_not_part_of_the_fingerprint(self):
+        from fgr_retriever.testing import tiny_model
+
+        with pytest.raises(InvalidInputError, match="query_max_tokens"):
+            FGRConfig(query_maxlen=32, query_max_tokens=16)
+        # same seeded weights: only the setting differs, and an index built with one opens with the other
+        assert tiny_model(query_max_tokens=64).fingerprint() == tiny_model().fingerprint()
+        assert tiny_model(doc_maxlen=30).fingerprint() != tiny_model().fingerprint()  # the check can fail
