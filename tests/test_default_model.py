@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from fgr_retriever import FGRColBERT, FGRRetriever, ModelMismatchError, cli
-from fgr_retriever.ingest import read_documents
 from fgr_retriever.evidence.text import answer_in_spans
+from fgr_retriever.ingest import read_documents
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -30,8 +30,8 @@ def register(sub) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from ..evidence.text import answer_in_spans
-    from ..retriever import FGRRetriever
     from ..ingest import read_documents
+    from ..retriever import FGRRetriever
 
     kb = Path(args.kb) if args.kb else EXAMPLES_DIR / "knowledge_base.jsonl"
     if not kb.exists():

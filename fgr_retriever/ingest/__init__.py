@@ -16,7 +16,7 @@ Example::
     retriever = FGRRetriever()
     report = load_documents("docs/")          # .txt .md .json(l) .csv .html .pdf
     print(report.summary())                   # what was read, what was skipped and why
-    passages = chunk_documents(report.documents, max_tokens=retriever.model.config.doc_maxlen - 3,
+    passages = chunk_documents(report.documents, max_tokens=2 * (retriever.model.config.doc_maxlen - 3),
                                overlap_tokens=24, count_tokens=wordpiece_counter(retriever.model.tokenizer.hf))
     retriever.add_documents(passages)
 """
