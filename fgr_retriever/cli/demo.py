@@ -10,17 +10,18 @@ from ..errors import InvalidInputError
 from . import common
 from .common import add_color_option, add_model_option
 
-__all__ = ["register", "cmd_demo", "EXAMPLES_DIR"]
+__all__ = ["register", "cmd_demo", "DEMO_DATA"]
 
-# examples/ sits beside the package in a source checkout (the demo runs from a clone)
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+# the demo knowledge base ships inside the package, so `fgr-retriever demo` works from an
+# installed wheel; a checkout's examples/ links to the same files
+DEMO_DATA = Path(__file__).resolve().parents[1] / "demo_data"
 
 
 def register(sub) -> None:
     d = sub.add_parser("demo", help="index the bundled demo knowledge base and answer a few questions")
     add_model_option(d)
     add_color_option(d)
-    d.add_argument("--kb", help="knowledge base (.jsonl) to use instead of examples/knowledge_base.jsonl")
+    d.add_argument("--kb", help="knowledge base (.jsonl) to use instead of the bundled demo one")
     d.add_argument("--questions", help="JSON list of {question, expected_id}")
     d.add_argument("-q", "--question", action="append", help="ask this instead (repeatable)")
     d.add_argument("-k", type=int, default=3, help="results per question (default 3)")
@@ -33,7 +34,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..ingest import read_documents
     from ..retriever import FGRRetriever
 
-    kb = Path(args.kb) if args.kb else EXAMPLES_DIR / "knowledge_base.jsonl"
+    kb = Path(args.kb) if args.kb else DEMO_DATA / "knowledge_base.jsonl"
     if not kb.exists():
         raise InvalidInputError(f"demo knowledge base not found at {kb}; pass --kb PATH")
     if args.question:

@@ -221,3 +221,20 @@ def test_marked_snippet_windows_and_ellipses():
     spans = [Span(start=a, end=a + 3, text="w10", score=0.9), Span(start=b, end=b + 3, text="w50", score=0.8)]
     snippet = common.marked_snippet(text, spans, color=False, context_words=2)
     assert snippet == "… w8 w9 [[w10]] w11 w12 … w48 w49 [[w50]] w51 w52 …"
+
+
+def test_demo_data_ships_inside_the_package():
+    # `fgr-retriever demo` must work from an installed wheel: its data is package data, and the
+    # checkout's examples/ links to the same files
+    from pathlib import Path
+
+    import fgr_retriever
+    from fgr_retriever.cli.demo import DEMO_DATA
+
+    package = Path(fgr_retriever.__file__).parent
+    assert DEMO_DATA == package / "demo_data"
+    for name in ("knowledge_base.jsonl", "demo_questions.json"):
+        assert (DEMO_DATA / name).is_file()
+        assert (package.parent / "examples" / name).resolve() == (DEMO_DATA / name).resolve()
+    pyproject = (package.parent / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"demo_data/*"' in pyproject
