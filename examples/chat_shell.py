@@ -67,6 +67,8 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("-q", "--question", action="append",
                    help="answer this question and exit (repeatable); without it, chat interactively")
     p.add_argument("--kb", type=Path, default=KNOWLEDGE_BASE, help="knowledge base JSONL (id, title, text, metadata)")
+    p.add_argument("--index", type=Path, help="a saved index to search instead of indexing --kb at every start "
+                                              "(build it with: fgr-retriever index FILES --out DIR)")
     p.add_argument("-k", type=int, default=4, help="documents retrieved per question (default 4)")
     p.add_argument("--max-tokens", type=int, default=600, help="token budget of the evidence in the prompt")
     p.add_argument("--json", action="store_true", help="print each turn as one JSON line (one-shot mode)")
@@ -86,6 +88,26 @@ def read_knowledge_base(path: Path) -> list[dict]:
     if not rows:
         raise SystemExit(f"{path} holds no documents")
     return rows
+
+
+def check_index(path: Path) -> Path:
+    """``path`` if it holds a saved index, else exit with a message saying how to build one."""
+    if not (path / "index.json").is_file():
+        raise SystemExit(f"no fgr-retriever index at {path}; build one with: "
+                         f"fgr-retriever index examples/knowledge_base.jsonl --out {path}")
+    return path
+
+
+def as_fallback(answer: str) -> str:
+    """An extractive answer given because the LLM failed says so, not that none is configured."""
+    return answer.replace("(No language model is configured", "(The language model did not answer", 1)
+
+
+def warn_unreachable(generator: str, exc: BaseException) -> None:
+    """One line on stderr when the LLM fails, before the turn is answered extractively instead."""
+    reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+    print(f"warning: the LLM ({generator}) did not answer ({type(exc).__name__}: {reason}); "
+          "answering extractively", file=sys.stderr)
 
 
 def snippet(source: CitedSource, *, colour: bool, width: int = 90) -> str:

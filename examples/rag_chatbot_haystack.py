@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,17 @@ from typing import Any
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # chat_shell, when run from anywhere
 
-from chat_shell import ChatTurn, CitedSource, llm_settings, parser, read_knowledge_base, run  # noqa: E402
+from chat_shell import (  # noqa: E402
+    ChatTurn,
+    CitedSource,
+    as_fallback,
+    check_index,
+    llm_settings,
+    parser,
+    read_knowledge_base,
+    run,
+    warn_unreachable,
+)
 from haystack import Document, Pipeline  # noqa: E402
 from haystack.components.builders import ChatPromptBuilder  # noqa: E402
 from haystack.dataclasses import ChatMessage  # noqa: E402
@@ -86,18 +97,30 @@ def to_turn(question: str, result: dict, generator: str) -> ChatTurn:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser(__doc__.split("\n\n")[0]).parse_args(argv)
-    rows = read_knowledge_base(args.kb)
-    store = FGRColBERTDocumentStore()
-    store.write_documents([Document(id=r["id"], content=r["text"],
-                                    meta={**(r.get("metadata") or {}), "title": r.get("title") or r["id"]})
-                           for r in rows])
+    if args.index:  # a saved index: nothing to encode at start-up
+        store = FGRColBERTDocumentStore(index_path=str(check_index(args.index)))
+    else:
+        rows = read_knowledge_base(args.kb)
+        store = FGRColBERTDocumentStore()
+        store.write_documents([Document(id=r["id"], content=r["text"],
+                                        meta={**(r.get("metadata") or {}), "title": r.get("title") or r["id"]})
+                               for r in rows])
     generator = generator_from_environment()
     name = "extractive" if generator is None else llm_settings()["model"]
     rag = build_pipeline(store, generator, k=args.k, max_tokens=args.max_tokens)
+    extractive = rag if generator is None else build_pipeline(store, None, k=args.k, max_tokens=args.max_tokens)
 
     def answer(question: str) -> ChatTurn:
-        result = rag.run({"retriever": {"query": question}, "prompt": {"query": question}},
-                         include_outputs_from={"retriever", "evidence"})
+        inputs = {"retriever": {"query": question}, "prompt": {"query": question}}
+        try:
+            result = rag.run(inputs, include_outputs_from={"retriever", "evidence"})
+        except Exception as exc:  # the LLM or its server failed: the user still gets an answer
+            if generator is None:
+                raise
+            warn_unreachable(name, exc)
+            turn = to_turn(question, extractive.run(inputs, include_outputs_from={"retriever", "evidence"}),
+                           "extractive")
+            return replace(turn, answer=as_fallback(turn.answer))
         return to_turn(question, result, name)
 
     banner = (f"Haystack RAG chatbot over {store.count_documents()} documents; generator: "

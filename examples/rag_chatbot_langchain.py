@@ -18,7 +18,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # chat_shell, when run from anywhere
 
-from chat_shell import ChatTurn, CitedSource, llm_settings, parser, read_knowledge_base, run  # noqa: E402
+from chat_shell import (  # noqa: E402
+    ChatTurn,
+    CitedSource,
+    as_fallback,
+    check_index,
+    llm_settings,
+    parser,
+    read_knowledge_base,
+    run,
+    warn_unreachable,
+)
 from langchain_core.documents import Document  # noqa: E402
 from langchain_core.output_parsers import StrOutputParser  # noqa: E402
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough  # noqa: E402
@@ -61,7 +71,13 @@ def build_chain(retriever: FGRColBERTRetriever, llm: Any | None, *, max_tokens: 
 
     def answer_with_llm(inputs: dict) -> dict:
         context = format_evidence(inputs["documents"], max_tokens=max_tokens)
-        answer = generate.invoke({"context": context.text, "question": inputs["question"]})
+        try:
+            answer = generate.invoke({"context": context.text, "question": inputs["question"]})
+        except Exception as exc:  # any failure of the model or its server: the user still gets an answer
+            warn_unreachable(getattr(llm, "model_name", None) or type(llm).__name__, exc)
+            fallback = extractive_answer(evidence_sources(inputs["documents"]))
+            return {"answer": as_fallback(fallback.text), "generator": "extractive",
+                    "sources": sources_for(inputs["documents"], fallback.citations)}
         cited = context.cited_in(answer) or list(context.citations)
         return {"answer": answer, "sources": sources_for(inputs["documents"], cited)}
 
@@ -70,20 +86,26 @@ def build_chain(retriever: FGRColBERTRetriever, llm: Any | None, *, max_tokens: 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser(__doc__.split("\n\n")[0]).parse_args(argv)
-    rows = read_knowledge_base(args.kb)
-    documents = [Document(page_content=r["text"], id=r["id"],
-                          metadata={**(r.get("metadata") or {}), "title": r.get("title") or r["id"]}) for r in rows]
-    retriever = FGRColBERTRetriever.from_documents(documents, k=args.k)
+    if args.index:  # a saved index: nothing to encode at start-up
+        retriever = FGRColBERTRetriever(index_path=check_index(args.index), k=args.k)
+        count = len(retriever.retriever)
+    else:
+        rows = read_knowledge_base(args.kb)
+        documents = [Document(page_content=r["text"], id=r["id"],
+                              metadata={**(r.get("metadata") or {}), "title": r.get("title") or r["id"]})
+                     for r in rows]
+        retriever = FGRColBERTRetriever.from_documents(documents, k=args.k)
+        count = len(documents)
     llm = chat_model_from_environment()
     chain = build_chain(retriever, llm, max_tokens=args.max_tokens)
     generator = "extractive" if llm is None else llm_settings()["model"]
 
     def answer(question: str) -> ChatTurn:
         out = chain.invoke(question)
-        return ChatTurn(question=question, answer=out["result"]["answer"], generator=generator,
-                        sources=tuple(out["result"]["sources"]))
+        return ChatTurn(question=question, answer=out["result"]["answer"],
+                        generator=out["result"].get("generator", generator), sources=tuple(out["result"]["sources"]))
 
-    banner = (f"LangChain RAG chatbot over {len(documents)} documents; generator: "
+    banner = (f"LangChain RAG chatbot over {count} documents; generator: "
               + ("none configured, answering extractively" if llm is None else generator))
     return run(args, answer, banner=banner)
 

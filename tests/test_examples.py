@@ -24,9 +24,11 @@ WATCH_QUESTION = "Is it okay to swim laps in the pool with my watch on?"
 WATCH_DOCS = {"care-watch-water-resistance", "care-watch-leather-strap", "product-sablier-marin-40"}
 
 
-def run_example(script: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+def run_example(script: str, *args: str, stdin: str | None = None,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FGR_CHAT_", "OPENAI_"))}  # no LLM
-    env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", HAYSTACK_TELEMETRY_ENABLED="False")
+    env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", HAYSTACK_TELEMETRY_ENABLED="False", **extra)
     return subprocess.run([sys.executable, str(EXAMPLES / script), *args], input=stdin, capture_output=True,
                           text=True, env=env, timeout=600, cwd=ROOT)
 
@@ -138,3 +140,33 @@ def test_haystack_pipeline_gives_the_generator_cited_evidence(small_kb):
     assert [s.label for s in turn.sources] == ["[1]"]
     assert turn.sources[0].id == result["evidence"]["citations"][0]["id"]
     assert "[1]" in fake.prompts[0] and WATCH_QUESTION in fake.prompts[0]
+
+
+@pytest.fixture(scope="module")
+def saved_index(small_kb, tmp_path_factory) -> Path:
+    from fgr_retriever.cli import main
+
+    out = tmp_path_factory.mktemp("idx") / "kb-index"
+    assert main(["index", str(small_kb), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("script", ["rag_chatbot_langchain.py", "rag_chatbot_haystack.py"])
+def test_a_saved_index_is_opened_and_an_unreachable_llm_falls_back_to_quotes(script, saved_index):
+    # an LLM is configured, but its server does not answer (nothing listens on port 9)
+    proc = run_example(script, "--index", str(saved_index), "--question", WATCH_QUESTION, "--json",
+                       env={"FGR_CHAT_MODEL": "some-model", "FGR_CHAT_BASE_URL": "http://127.0.0.1:9/v1",
+                            "FGR_CHAT_API_KEY": "x"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning: the LLM (some-model)")]
+    assert len(warnings) == 1 and warnings[0].endswith("answering extractively")
+    turn = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert turn["generator"] == "extractive"
+    assert turn["answer"].startswith("(The language model did not answer")
+    assert "care-watch-water-resistance" in [s["id"] for s in turn["sources"]]
+
+
+def test_a_missing_index_is_reported(tmp_path):
+    proc = run_example("rag_chatbot_langchain.py", "--index", str(tmp_path / "nope"), "-q", "anything")
+    assert proc.returncode != 0 and "no fgr-retriever index at" in proc.stderr

@@ -612,8 +612,7 @@ def openai_compatible(base_url: str | None, model: str, api_key: str | None = No
         from langchain_openai import ChatOpenAI
     except ImportError:
         raise MissingDependencyError(
-            "an OpenAI-compatible model needs langchain-openai: pip install langchain-openai "
-            "(with 'fgr-retriever[label]')") from None
+            "an OpenAI-compatible model needs langchain-openai: pip install langchain-openai") from None
     if api_key is None and base_url and not os.environ.get("OPENAI_API_KEY"):
         api_key = "not-needed"
     options: dict[str, Any] = {"model": model, "temperature": temperature, "timeout": timeout, **kwargs}
