@@ -26,8 +26,9 @@ class FGRConfig:
             shorter queries are padded with ``[MASK]`` (ColBERT's query augmentation).
         query_max_tokens: the longest query searched, in tokens including specials. A query
             longer than ``query_maxlen`` (a customer e-mail, a pasted paragraph) is encoded at its
-            own length up to this, and cut beyond it with a ``UserWarning``. Training always cuts
-            at ``query_maxlen``.
+            own length up to this (never less than ``query_maxlen``, never more than the encoder's
+            position embeddings), and cut beyond it with a ``UserWarning``. Training always cuts at
+            ``query_maxlen``.
         doc_maxlen: window length in tokens including specials; longer texts are split into
             overlapping windows.
         doc_window_overlap: tokens shared by consecutive windows of a long text.
@@ -80,9 +81,12 @@ class FGRConfig:
         specials = 2 + (self.query_marker is not None)
         if self.query_maxlen < specials + 1:
             raise InvalidInputError(f"query_maxlen must be at least {specials + 1}, got {self.query_maxlen}")
-        if not self.query_maxlen <= self.query_max_tokens <= 512:
-            raise InvalidInputError(f"query_max_tokens must be between query_maxlen ({self.query_maxlen}) and 512, "
-                                    f"got {self.query_max_tokens}")
+        if isinstance(self.query_max_tokens, bool) or not isinstance(self.query_max_tokens, int) \
+                or self.query_max_tokens < 1:
+            raise InvalidInputError(f"query_max_tokens must be a positive int, got {self.query_max_tokens!r}")
+        if self.query_max_tokens < self.query_maxlen:
+            # never shorter than the fixed query length (a model loaded with query_maxlen 300 still loads)
+            object.__setattr__(self, "query_max_tokens", self.query_maxlen)
         dspecials = 2 + (self.doc_marker is not None)
         if self.doc_maxlen < dspecials + 8:
             raise InvalidInputError(f"doc_maxlen must be at least {dspecials + 8}, got {self.doc_maxlen}")

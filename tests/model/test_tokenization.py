@@ -251,7 +251,8 @@ class TestLongQueries:
         from fgr_retriever.testing import tiny_model
 
         with pytest.raises(InvalidInputError, match="query_max_tokens"):
-            FGRConfig(query_maxlen=32, query_max_tokens=16)
+            FGRConfig(query_max_tokens=0)
+        assert FGRConfig(query_maxlen=300, query_max_tokens=256).query_max_tokens == 300  # never below
         # same seeded weights: only the setting differs, and an index built with one opens with the other
         assert tiny_model(query_max_tokens=64).fingerprint() == tiny_model().fingerprint()
         assert tiny_model(doc_maxlen=30).fingerprint() != tiny_model().fingerprint()  # the check can fail
