@@ -34,10 +34,11 @@ MAY_IMPORT: dict[str, set[str]] = {
     "retriever": FOUNDATION | {"evidence", "model", "index"},
     "fgr_retriever": RUNTIME,
     "ingest": FOUNDATION | {"evidence"},
+    "server": RUNTIME,
     "testing": RUNTIME,
     "distill": RUNTIME,
     "evaluation": RUNTIME,
-    "cli": RUNTIME | {"ingest", "distill", "evaluation"},
+    "cli": RUNTIME | {"ingest", "server", "distill", "evaluation"},
 }
 
 

@@ -11,7 +11,7 @@ import sys
 from typing import Sequence
 
 from ..errors import FGRError
-from . import demo, evaluate, label, retrieval, train
+from . import demo, evaluate, label, retrieval, serve, train
 
 __all__ = ["build_parser", "main"]
 
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"fgr-retriever {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    for group in (demo, retrieval, label, train, evaluate):
+    for group in (demo, retrieval, serve, label, train, evaluate):
         group.register(sub)
     return p
 

@@ -1,0 +1,42 @@
+"""``fgr-retriever serve INDEX_DIR``: the search page and JSON API over a saved index."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import IndexNotFoundError, MissingDependencyError
+from . import common
+from .common import add_model_option
+
+__all__ = ["register", "cmd_serve"]
+
+
+def register(sub) -> None:
+    s = sub.add_parser("serve", help="serve a search page and a JSON API over an index (needs the serve extra)")
+    s.add_argument("index", help="index directory (built with fgr-retriever index)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--title", default="fgr-retriever", help="the page's title")
+    add_model_option(s)
+    s.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    index = Path(args.index)
+    if not (index / "index.json").is_file():
+        raise IndexNotFoundError(f"no fgr-retriever index at {index} (expected {index / 'index.json'})")
+    try:
+        import uvicorn
+    except ImportError:
+        raise MissingDependencyError("serve needs FastAPI and uvicorn: pip install 'fgr-retriever[serve]'") from None
+    from ..retriever import FGRRetriever
+    from ..server import create_app
+
+    retriever = FGRRetriever.load(index, **({"model": common.load_model(args.model, args.device)} if args.model else {}))
+    if args.device and not args.model:
+        retriever.model.to(args.device)
+    print(f"serving {len(retriever)} documents from {index} at http://{args.host}:{args.port}/ "
+          f"(API docs at /docs)", flush=True)
+    uvicorn.run(create_app(retriever, title=args.title), host=args.host, port=args.port, log_level="warning")
+    return 0
