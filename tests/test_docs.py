@@ -94,7 +94,8 @@ def run_cli(argv: list[str]) -> None:
     from fgr_retriever.cli import build_parser, main
 
     args = argv[1:]
-    if args and args[0] in RUN_FOR_REAL:
+    # a search of a running server (http://…) needs that server: it is only parsed here
+    if args and args[0] in RUN_FOR_REAL and not any(a.startswith(("http://", "https://")) for a in args):
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(args)

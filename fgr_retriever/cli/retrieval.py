@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -40,7 +41,8 @@ def register(sub) -> None:
     i.set_defaults(func=cmd_index)
 
     s = sub.add_parser("search", help="search an index")
-    s.add_argument("index", help="index directory")
+    s.add_argument("index", help="index directory, or the URL of a running `fgr-retriever serve` "
+                                 "(http://host:port): no model to load, an answer in milliseconds")
     s.add_argument("query")
     s.add_argument("-k", type=int, default=10)
     s.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"category": {"$in": ["policy"]}}\'')
@@ -126,12 +128,15 @@ def cmd_search(args: argparse.Namespace) -> int:
             flt = json.loads(args.filter)
         except json.JSONDecodeError as exc:
             raise InvalidInputError(f"--filter is not valid JSON: {exc}") from None
-    index = Path(args.index)
-    if not (index / "index.json").is_file():  # answered before torch loads (seconds)
-        raise IndexNotFoundError(f"no fgr-retriever index at {index} (expected {index / 'index.json'})")
-    retriever = _open(index, args)
-    results = retriever.search(args.query, k=args.k, filter=flt, highlight=not args.no_highlight,
-                               threshold=args.threshold, unit=args.unit)
+    if args.index.startswith(("http://", "https://")):
+        results = _search_server(args, flt)
+    else:
+        index = Path(args.index)
+        if not (index / "index.json").is_file():  # answered before torch loads (seconds)
+            raise IndexNotFoundError(f"no fgr-retriever index at {index} (expected {index / 'index.json'})")
+        retriever = _open(index, args)
+        results = retriever.search(args.query, k=args.k, filter=flt, highlight=not args.no_highlight,
+                                   threshold=args.threshold, unit=args.unit)
     fmt = "json" if args.json else args.format
     if fmt == "json":
         json.dump([r.to_dict() for r in results], sys.stdout, ensure_ascii=False, indent=2)
@@ -141,6 +146,33 @@ def cmd_search(args: argparse.Namespace) -> int:
     else:
         common.print_results(results, color=common.use_color(args), full_text=args.full_text)
     return 0
+
+
+def _search_server(args: argparse.Namespace, flt) -> list:
+    """The same search, asked of a running server (the URL the user gave: no other network use)."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from ..types import SearchResult
+
+    if args.model or args.device or args.no_highlight:
+        raise InvalidInputError("--model, --device and --no-highlight apply to a local index, not to a server")
+    params = {"q": args.query, "k": args.k, **({"unit": args.unit} if args.unit else {}),
+              **({"threshold": args.threshold} if args.threshold is not None else {}),
+              **({"filter": json.dumps(flt)} if flt is not None else {})}
+    url = args.index.rstrip("/") + "/search?" + urllib.parse.urlencode(params)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            body = json.load(response)
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            detail = json.loads(detail)["detail"]
+        raise InvalidInputError(f"the server refused the search ({exc.code}): {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise IndexNotFoundError(f"no fgr-retriever server answers at {args.index} ({exc})") from None
+    return [SearchResult.from_dict(r) for r in body["results"]]
 
 
 def _render_results(results, fmt: str) -> str:

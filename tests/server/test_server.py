@@ -75,40 +75,65 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.integration
-def test_the_page_in_a_real_browser(tmp_path, tiny_model, monkeypatch):
-    """Headless Chromium loads the page, which queries the API; the rendered DOM must hold <mark>."""
-    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if browser is None:
-        pytest.skip("no Chromium here: install it (apt-get install chromium) to run the browser test")
-    monkeypatch.undo()  # the browser test needs real local sockets
-    retriever = FGRRetriever(model=tiny_model)
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
+    """``fgr-retriever serve`` in a subprocess, on a free local port, over a tiny model's index."""
+    from fgr_retriever.testing import tiny_model
+
+    tmp = tmp_path_factory.mktemp("live")
+    model = tiny_model()
+    retriever = FGRRetriever(model=model)
     retriever.add_documents([d["text"] for d in DOCS], ids=[d["id"] for d in DOCS],
                             metadata=[d["metadata"] for d in DOCS])
-    index = tmp_path / "idx"
-    retriever.save(index)
-    model_dir = tiny_model.save_pretrained(tmp_path / "model")
+    retriever.save(tmp / "idx")
+    model_dir = model.save_pretrained(tmp / "model")
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "fgr_retriever.cli", "serve", str(index), "--port", str(port),
-                               "--model", str(model_dir)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen([sys.executable, "-m", "fgr_retriever.cli", "serve", str(tmp / "idx"), "--port",
+                               str(port), "--model", str(model_dir)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
     try:
-        for _ in range(120):
+        for _ in range(240):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 break
             except OSError:
+                if server.poll() is not None:
+                    pytest.fail("the server exited: " + server.stdout.read())
                 time.sleep(0.5)
         else:
-            pytest.fail("the server did not start: " + (server.stdout.read() if server.poll() is not None else ""))
-        url = f"http://127.0.0.1:{port}/?q=suede+brush"
-        common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000"]
-        dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
-        shot = tmp_path / "search-page.png"
-        subprocess.run([*common, f"--screenshot={shot}", "--window-size=1000,800", url],
-                       capture_output=True, text=True, timeout=120)
+            pytest.fail("the server did not start listening")
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_cli_search_asks_a_running_server(live_server, monkeypatch, capsys):
+    monkeypatch.undo()  # a real local socket
+    from fgr_retriever import cli
+
+    assert cli.main(["search", live_server, "suede brush", "-k", "2", "--json", "--threshold", "0.01"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert len(hits) == 2 and hits[0]["spans"]
+    assert cli.main(["search", live_server, "days", "--json", "--filter", '{"category": "policy"}']) == 0
+    assert {h["id"] for h in json.loads(capsys.readouterr().out)} == {"returns", "ship/fr"}
+    assert cli.main(["search", live_server, "x", "--threshold", "2"]) == 1
+    assert "the server refused the search (422)" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_the_page_in_a_real_browser(live_server, tmp_path, monkeypatch):
+    """Headless Chromium loads the page, which queries the API; the rendered DOM must hold <mark>."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium here: install it (apt-get install chromium) to run the browser test")
+    monkeypatch.undo()
+    url = f"{live_server}/?q=suede+brush"
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000"]
+    dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    shot = tmp_path / "search-page.png"
+    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1000,800", url],
+                   capture_output=True, text=True, timeout=120)
     assert 'class="hit"' in dom, dom[-2000:]
     assert "<mark>" in dom  # the evidence, highlighted by the page from the API's spans
     assert shot.exists() and shot.stat().st_size > 5000  # a rendered page, kept in the test's tmp_path
