@@ -11,15 +11,17 @@ import os
 import re
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Sequence
 
+from ..errors import IndexNotFoundError
 from ..evidence.rendering import render_ansi
+from ..evidence.text import context_windows
 from ..types import SearchResult, Span
 
 __all__ = ["add_model_option", "add_color_option", "use_color", "mark", "marked_snippet", "print_results",
-           "load_model"]
+           "load_model", "check_index", "open_index"]
 
-_WORD = re.compile(r"\S+")
 _SPACE = re.compile(r"\s+")
 
 
@@ -54,17 +56,7 @@ def mark(text: str, spans: Sequence[Span], color: bool) -> str:
 def marked_snippet(text: str, spans: Sequence[Span], color: bool, *, context_words: int = 12) -> str:
     """The evidence in its context: each span with ``context_words`` words around it, marked
     (colour in a terminal, ``[[…]]`` otherwise), pieces joined by ``…``, whitespace collapsed."""
-    words = [(m.start(), m.end()) for m in _WORD.finditer(text)]
-    windows: list[list[int]] = []
-    for sp in sorted(spans, key=lambda s: s.start):
-        first = next((i for i, (_, e) in enumerate(words) if e > sp.start), len(words) - 1)
-        last = max((i for i, (b, _) in enumerate(words) if b < sp.end), default=first)
-        a = min(sp.start, words[max(0, first - context_words)][0])
-        b = max(sp.end, words[min(len(words) - 1, last + context_words)][1])
-        if windows and a <= windows[-1][1]:
-            windows[-1][1] = max(windows[-1][1], b)
-        else:
-            windows.append([a, b])
+    windows = context_windows(text, [(sp.start, sp.end) for sp in spans], context_words)
     parts = []
     for a, b in windows:
         inside = [replace(sp, start=max(sp.start, a) - a, end=min(sp.end, b) - a,
@@ -100,3 +92,22 @@ def load_model(name: str | None, device: str | None = None):
     from ..model import FGRColBERT
 
     return FGRColBERT.from_pretrained(name, device=device)
+
+
+def check_index(path: str | Path) -> Path:
+    """``path`` if it holds a saved index; checked before torch loads, so the error is instant."""
+    path = Path(path)
+    if not (path / "index.json").is_file():
+        raise IndexNotFoundError(f"no fgr-retriever index at {path} (expected {path / 'index.json'})")
+    return path
+
+
+def open_index(path: str | Path, args: argparse.Namespace):
+    """A saved index with ``--model`` (default: the model recorded in it) on ``--device``."""
+    path = check_index(path)  # before the import: a wrong path is answered without loading torch
+    from ..retriever import FGRRetriever
+
+    retriever = FGRRetriever.load(path, **({"model": load_model(args.model, args.device)} if args.model else {}))
+    if args.device and not args.model:
+        retriever.model.to(args.device)
+    return retriever

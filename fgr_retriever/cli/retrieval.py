@@ -72,16 +72,6 @@ def register(sub) -> None:
     h.set_defaults(func=cmd_highlight)
 
 
-def _open(path: Path, args: argparse.Namespace):
-    """A saved index with ``--model`` (default: the model recorded in it) on ``--device``."""
-    from ..retriever import FGRRetriever
-
-    retriever = FGRRetriever.load(path, **({"model": common.load_model(args.model, args.device)} if args.model else {}))
-    if args.device and not args.model:
-        retriever.model.to(args.device)
-    return retriever
-
-
 def cmd_index(args: argparse.Namespace) -> int:
     from ..ingest import chunk_documents, load_documents, wordpiece_counter
     from ..retriever import FGRRetriever
@@ -98,7 +88,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     if exists and not (args.append or args.overwrite):
         raise InvalidInputError(f"{out} already exists; pass --append to add to it or --overwrite to replace it")
     if args.append and exists:
-        retriever = _open(out, args)
+        retriever = common.open_index(out, args)
     else:
         retriever = FGRRetriever(model=common.load_model(args.model, args.device), storage_dtype=args.storage_dtype)
     docs = report.documents
@@ -131,10 +121,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.index.startswith(("http://", "https://")):
         results = _search_server(args, flt)
     else:
-        index = Path(args.index)
-        if not (index / "index.json").is_file():  # answered before torch loads (seconds)
-            raise IndexNotFoundError(f"no fgr-retriever index at {index} (expected {index / 'index.json'})")
-        retriever = _open(index, args)
+        retriever = common.open_index(args.index, args)
         results = retriever.search(args.query, k=args.k, filter=flt, highlight=not args.no_highlight,
                                    threshold=args.threshold, unit=args.unit)
     fmt = "json" if args.json else args.format

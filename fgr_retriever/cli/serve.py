@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from ..errors import IndexNotFoundError, MissingDependencyError
+from ..errors import MissingDependencyError
 from . import common
 from .common import add_model_option
 
@@ -23,19 +22,14 @@ def register(sub) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    index = Path(args.index)
-    if not (index / "index.json").is_file():
-        raise IndexNotFoundError(f"no fgr-retriever index at {index} (expected {index / 'index.json'})")
+    index = common.check_index(args.index)
     try:
         import uvicorn
     except ImportError:
         raise MissingDependencyError("serve needs FastAPI and uvicorn: pip install 'fgr-retriever[serve]'") from None
-    from ..retriever import FGRRetriever
     from ..server import create_app
 
-    retriever = FGRRetriever.load(index, **({"model": common.load_model(args.model, args.device)} if args.model else {}))
-    if args.device and not args.model:
-        retriever.model.to(args.device)
+    retriever = common.open_index(index, args)
     print(f"serving {len(retriever)} documents from {index} at http://{args.host}:{args.port}/ "
           f"(API docs at /docs)", flush=True)
     uvicorn.run(create_app(retriever, title=args.title), host=args.host, port=args.port, log_level="warning")

@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 from ..errors import InvalidInputError
 from ..types import Span
 
-__all__ = ["evidence_text", "count_words", "answer_in_spans"]
+__all__ = ["evidence_text", "context_windows", "count_words", "answer_in_spans"]
 
 _WORD = re.compile(r"\S+")
 _SPACE = re.compile(r"\s+")
@@ -31,16 +31,23 @@ _CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
 _TRAILING_PUNCT = re.compile(r"[.,;:!?)\]}'\"]+$")
 
 
+def _unit_end(text: str, pos: int) -> int | None:
+    """Where the unit or currency word right after ``pos`` ends, if there is one on the same line."""
+    nxt = _WORD.search(text, pos)
+    if not nxt or "\n" in text[pos:nxt.start()]:
+        return None
+    core = _TRAILING_PUNCT.sub("", nxt.group())
+    if core.lower() in _UNITS or core in _CURRENCY or _CURRENCY_CODE.match(core):
+        return nxt.start() + len(core)
+    return None
+
+
 def _with_units(text: str, start: int, end: int) -> tuple[int, int]:
     """``[start, end)`` widened to the unit of a number at its end, or the currency before a
     number at its start, when that word sits on the same line."""
     inside = _WORD.findall(text, start, end)
-    if inside and any(ch.isdigit() for ch in inside[-1]):
-        nxt = _WORD.search(text, end)
-        if nxt and "\n" not in text[end:nxt.start()] and not _TRAILING_PUNCT.search(inside[-1]):
-            core = _TRAILING_PUNCT.sub("", nxt.group())
-            if core.lower() in _UNITS or core in _CURRENCY or _CURRENCY_CODE.match(core):
-                end = nxt.start() + len(core)
+    if inside and any(ch.isdigit() for ch in inside[-1]) and not _TRAILING_PUNCT.search(inside[-1]):
+        end = _unit_end(text, end) or end
     if inside and inside[0][:1].isdigit():
         before = [m for m in _WORD.finditer(text, max(0, start - 16), start) if m.end() <= start]
         if before and "\n" not in text[before[-1].end():start] and \
@@ -51,13 +58,36 @@ def _with_units(text: str, start: int, end: int) -> tuple[int, int]:
 
 def _is_unit_after(text: str, pos: int) -> bool:
     """Whether the word ending at ``pos`` is a number whose unit is the next word."""
-    if pos == 0 or not text[pos - 1].isdigit():
-        return False
-    nxt = _WORD.search(text, pos)
-    if not nxt or "\n" in text[pos:nxt.start()]:
-        return False
-    core = _TRAILING_PUNCT.sub("", nxt.group())
-    return core.lower() in _UNITS or core in _CURRENCY or bool(_CURRENCY_CODE.match(core))
+    return pos > 0 and text[pos - 1].isdigit() and _unit_end(text, pos) is not None
+
+
+def _widen(words: Sequence[tuple[int, int]], start: int, end: int, context_words: int) -> tuple[int, int]:
+    """``[start, end)`` widened by ``context_words`` whole words on each side (``words``: the
+    text's ``(start, end)`` word ranges)."""
+    if not context_words or not words:
+        return start, end
+    first = next((i for i, (_, e) in enumerate(words) if e > start), len(words) - 1)
+    last = max((i for i, (s, _) in enumerate(words) if s < end), default=first)
+    return (min(start, words[max(0, first - context_words)][0]),
+            max(end, words[min(len(words) - 1, last + context_words)][1]))
+
+
+def context_windows(text: str, ranges: Sequence[tuple[int, int]], context_words: int) -> list[tuple[int, int]]:
+    """The ``[start, end)`` ranges widened by ``context_words`` words on each side, overlapping or
+    touching ones merged, in text order: the pieces an evidence string or a snippet shows.
+
+    >>> context_windows("a b c d e f g h", [(2, 3), (12, 13)], 1)
+    [(0, 5), (10, 15)]
+    """
+    words = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+    windows: list[list[int]] = []
+    for start, end in sorted(ranges):
+        a, b = _widen(words, start, end, context_words)
+        if windows and a <= windows[-1][1]:
+            windows[-1][1] = max(windows[-1][1], b)
+        else:
+            windows.append([a, b])
+    return [(a, b) for a, b in windows]
 
 
 def _cut(text: str, end: int, spans: list[tuple[int, int]], max_tokens: int,
@@ -120,13 +150,10 @@ def evidence_text(text: str, spans: Sequence[Span], *, context_words: int = 0, m
     for span in sorted(spans, key=lambda s: s.start):
         if not 0 <= span.start < span.end <= len(text):
             raise InvalidInputError(f"span {span.start}:{span.end} is outside the text (length {len(text)})")
-        start, end = _with_units(text, span.start, span.end)
-        core = (start, end)
-        if context_words and words:
-            first = next((i for i, (s, e) in enumerate(words) if e > span.start), len(words) - 1)
-            last = max((i for i, (s, e) in enumerate(words) if s < span.end), default=first)
-            start = min(start, words[max(0, first - context_words)][0])
-            end = max(end, words[min(len(words) - 1, last + context_words)][1])
+        core = _with_units(text, span.start, span.end)
+        # context is counted from the span itself, so a unit it gained does not cost a context word
+        start, end = _widen(words, span.start, span.end, context_words)
+        start, end = min(start, core[0]), max(end, core[1])
         if pieces and start <= pieces[-1][1]:
             pieces[-1][1] = max(pieces[-1][1], end)
             pieces[-1][2] = max(pieces[-1][2], span.score)

@@ -55,9 +55,12 @@ class LoadReport:
         return "\n".join(lines)
 
 
+_LONGEST_FIRST = sorted(SUPPORTED_SUFFIXES, key=len, reverse=True)  # ".jsonl.gz" before ".gz"-less ones
+
+
 def _suffix(path: Path) -> str | None:
     name = path.name.lower()
-    return next((s for s in sorted(SUPPORTED_SUFFIXES, key=len, reverse=True) if name.endswith(s)), None)
+    return next((s for s in _LONGEST_FIRST if name.endswith(s)), None)
 
 
 def _hidden(path: Path, root: Path) -> bool:
