@@ -52,7 +52,7 @@ _LAZY = {
     **dict.fromkeys(("FGRColBERT", "QueryEncoding", "TextEncoding"), "model.encoder"),
     "FGRConfig": "model.config",
     "FGRRetriever": "retriever",
-    **dict.fromkeys(("Index", "EmbeddedIndex"), "index"),
+    **dict.fromkeys(("Index", "EmbeddedIndex", "PersistentIndex"), "index"),
     "compile_filter": "index.filters",
     "evidence_text": "evidence.text",
     **dict.fromkeys(("render_ansi", "render_html", "render_markdown"), "evidence.rendering"),
@@ -90,6 +90,7 @@ __all__ = [
     "FGRRetriever",
     "Index",
     "EmbeddedIndex",
+    "PersistentIndex",
     "compile_filter",
     # results
     "Document",

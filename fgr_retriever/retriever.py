@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -20,17 +21,21 @@ from .errors import (
 )
 from .evidence.text import evidence_text
 from .index import EmbeddedIndex, Index
+from .index.catalog import CATALOG_FILE
+from .index.persistent import PERSISTENT_VERSION, PersistentIndex
+from .index.segments import check_file_name
 from .index.filters import MetadataFilter, compile_document_filter
-from .model.encoder import FGRColBERT, QueryEncoding
+from .index.embedded import DOCUMENTS_FILE, VECTORS_FILE
+from .model.encoder import FGRColBERT, QueryEncoding, TextEncoding
 from .types import Document, SearchResult, Span
-from .validation import check_k, check_query
+from .validation import check_encodable, check_k, check_query
 
 __all__ = ["FGRRetriever", "DocumentInput"]
 
 DocumentInput = str | Document | Mapping[str, Any]
 MANIFEST = "index.json"
 INDEX_FORMAT = "fgr-retriever-index"
-INDEX_VERSION = 1
+INDEX_VERSION = 1  # the portable copy written by save(): one safetensors file + JSON lines
 
 
 class FGRRetriever:
@@ -137,6 +142,9 @@ class FGRRetriever:
                 if not isinstance(metadata[i], Mapping):
                     raise InvalidInputError(f"metadata {i} must be a mapping")
                 meta.update(metadata[i])
+            check_encodable(text, f"document {i} text")
+            check_encodable(doc_id, f"document {i} id")
+            check_encodable(meta, f"document {i} metadata")
             try:
                 json.dumps(meta, allow_nan=False)
             except (TypeError, ValueError) as exc:
@@ -186,12 +194,15 @@ class FGRRetriever:
     def _search_encoded(self, q: QueryEncoding, k: int, filter: MetadataFilter | None, highlight: bool,
                         threshold: float | None, unit: str | None = None) -> list[SearchResult]:
         hits = self.index.search(q, k, filter=filter)
-        docs = self.index.get([h.id for h in hits])
+        # snapshot backends hand over what they ranked; others are asked (same thread, same state)
+        missing = [h.id for h in hits if h.document is None]
+        fetched = dict(zip(missing, self.index.get(missing))) if missing else {}
+        docs = [h.document if h.document is not None else fetched[h.id] for h in hits]
         results = []
         for rank, (hit, doc) in enumerate(zip(hits, docs), 1):
             spans: list[Span] = []
             if highlight:
-                toks = self.index.tokens(hit.id)
+                toks = hit.tokens if hit.tokens is not None else self.index.tokens(hit.id)
                 spans = self.model.spans_from_vectors(q, doc.text, toks.vectors, toks.offsets,
                                                       toks.relevance_vectors, threshold=threshold, unit=unit)
             results.append(self._result(doc, hit.score, rank, spans))
@@ -263,18 +274,18 @@ class FGRRetriever:
         not copied; its name or path and a fingerprint are recorded and checked on load.
         """
         path = Path(path)
+        own = getattr(self.index, "path", None)
+        if own is not None and Path(own).resolve() == path.resolve():
+            raise InvalidInputError(f"{path} is where this index already lives: every change is on disk when it "
+                                    "returns; save() writes a portable copy elsewhere")
         with atomic_directory(path, marker=MANIFEST) as tmp:
             files = self.index.save(tmp)
-            name = self.model.name_or_path
-            if name is not None and Path(name).expanduser().is_dir():
-                name = str(Path(name).expanduser().resolve())
             manifest = {
                 "format": INDEX_FORMAT,
                 "version": INDEX_VERSION,
-                "backend": self.index.backend,
+                "backend": getattr(self.index, "saves_as", self.index.backend),
                 "documents": len(self.index),
-                "model": {"name_or_path": name, "fingerprint": self.model.fingerprint(), "dim": self.model.dim,
-                          "relevance_mode": self.model.config.relevance_mode},
+                "model": self._model_record(self.model),
                 "files": {f: sha256_file(tmp / f) for f in files},
             }
             atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
@@ -290,34 +301,26 @@ class FGRRetriever:
             raise IndexCorruptedError(f"{path / MANIFEST} is not an fgr-retriever index manifest")
         if not isinstance(manifest.get("files", {}), dict) or not isinstance(manifest.get("model", {}), dict):
             raise IndexCorruptedError(f"{path / MANIFEST} is damaged: 'files' and 'model' must be objects")
-        if manifest.get("version") != INDEX_VERSION:
+        if manifest.get("version") not in (INDEX_VERSION, PERSISTENT_VERSION):
             raise IndexCorruptedError(f"{path} is index format version {manifest.get('version')}; "
-                                      f"this fgr-retriever reads version {INDEX_VERSION}")
+                                      f"this fgr-retriever reads versions {INDEX_VERSION} and {PERSISTENT_VERSION}")
         return manifest
 
-    @classmethod
-    def load(cls, path: str | Path, *, model: FGRColBERT | None = None, verify: bool = True,
-             **kwargs: Any) -> FGRRetriever:
-        """Open an index saved by :meth:`save`.
-
-        Without ``model``, the recorded model is loaded (the bundled default when none was
-        recorded). A model whose fingerprint differs from the one that built the index raises
-        :class:`ModelMismatchError`: its vectors would not be comparable. ``verify`` checks the
-        files' SHA-256 sums against the manifest (detects truncated or altered files).
-        """
-        path = Path(path)
-        manifest = cls.read_manifest(path)
-        if manifest.get("backend") != EmbeddedIndex.backend:
-            raise IndexCorruptedError(f"{path} uses backend {manifest.get('backend')!r}; open it with that backend")
-        if verify:
-            for name, digest in (manifest.get("files") or {}).items():
-                if not (path / name).exists():
-                    raise IndexCorruptedError(f"{path / name} is missing")
-                if sha256_file(path / name) != digest:
-                    raise IndexCorruptedError(f"{path / name} does not match its checksum (damaged or altered)")
+    @staticmethod
+    def _recorded_model(manifest: Mapping[str, Any], model: FGRColBERT | None, allow_download: bool,
+                        path: Path) -> FGRColBERT:
+        """The model an index was built with, checked; never downloads unless asked."""
         recorded = manifest.get("model") or {}
         if model is None:
-            model = FGRColBERT.from_pretrained(recorded.get("name_or_path"))
+            name = recorded.get("name_or_path")
+            if name is not None and not isinstance(name, str):
+                raise IndexCorruptedError(f"{path / MANIFEST}: damaged model name {name!r}")
+            if name is not None and not Path(name).expanduser().is_dir() and not allow_download:
+                raise ModelMismatchError(
+                    f"{path} was built with the model {name!r}, which is not a directory on this machine; pass "
+                    "model=FGRColBERT.from_pretrained(...) (a local copy), or allow_download=True to fetch it "
+                    "from the Hugging Face Hub")
+            model = FGRColBERT.from_pretrained(name)
         if recorded.get("dim") is not None and recorded["dim"] != model.dim:
             raise ModelMismatchError(f"the index holds {recorded['dim']}-d vectors but the model makes {model.dim}-d ones")
         if recorded.get("fingerprint") and recorded["fingerprint"] != model.fingerprint():
@@ -325,8 +328,125 @@ class FGRRetriever:
                 f"{path} was built with a different model ({recorded.get('name_or_path') or 'the bundled default'}, "
                 f"fingerprint {recorded['fingerprint'][:12]}…); load it with that model or rebuild the index"
             )
+        return model
+
+    @staticmethod
+    def _model_record(model: FGRColBERT) -> dict[str, Any]:
+        """What an index records about the model that built it (checked when it is opened)."""
+        name = model.name_or_path
+        if name is not None and Path(name).expanduser().is_dir():
+            name = str(Path(name).expanduser().resolve())
+        return {"name_or_path": name, "fingerprint": model.fingerprint(), "dim": model.dim,
+                "relevance_mode": model.config.relevance_mode}
+
+    @classmethod
+    def open(cls, path: str | Path, *, model: FGRColBERT | None = None, create: bool = True,
+             allow_download: bool = False, approximate: bool | str = "auto", ann: Mapping[str, Any] | None = None,
+             index_options: Mapping[str, Any] | None = None, **kwargs: Any) -> FGRRetriever:
+        """Open (or create) a persistent index at ``path``: every change is on disk when it returns.
+
+        A directory written by :meth:`save` (the portable format) is converted once, in place and
+        atomically. ``approximate`` and ``ann`` configure approximate search (see
+        :class:`~fgr_retriever.index.PersistentIndex`), ``index_options`` any other of its settings.
+
+        >>> import tempfile
+        >>> retriever = FGRRetriever.open(tempfile.mkdtemp() + "/catalogue")
+        >>> retriever.add_documents(["Returns are accepted within 30 days."], ids=["returns"])
+        ['returns']
+        >>> FGRRetriever.open(retriever.index.path).get(["returns"])[0].text
+        'Returns are accepted within 30 days.'
+        """
+        path = Path(path)
+        options = {"approximate": approximate, "ann": ann, **dict(index_options or {})}
+        manifest = None
+        if (path / MANIFEST).exists():
+            manifest = cls.read_manifest(path)
+            model = cls._recorded_model(manifest, model, allow_download, path)
+            if manifest.get("version") == INDEX_VERSION:
+                cls._migrate(path, model, options)
+            elif not (path / CATALOG_FILE).is_file():
+                raise IndexCorruptedError(f"{path / MANIFEST} describes a persistent index but {CATALOG_FILE} is missing")
+        elif not create:
+            raise IndexNotFoundError(f"no fgr-retriever index at {path} (expected {path / MANIFEST})")
+        if model is None:
+            model = FGRColBERT.from_pretrained()
+        index = PersistentIndex(path, dim=model.dim, relevance_dim=cls._relevance_dim(model),
+                                dtype=kwargs.pop("storage_dtype", "bfloat16"), model=cls._model_record(model),
+                                create=create, **options)
+        return cls(model=model, index=index, **kwargs)
+
+    @classmethod
+    def _migrate(cls, path: Path, model: FGRColBERT, options: Mapping[str, Any]) -> None:
+        """Convert a portable (version 1) index directory into a persistent one, atomically."""
+        old = cls.load(path, model=model)
+        with atomic_directory(path, marker=MANIFEST) as tmp:
+            target = tmp / "index"
+            index = PersistentIndex(target, dim=old.index.dim, relevance_dim=old.index.relevance_dim,
+                                    dtype=old.index.dtype, model=cls._model_record(old.model), **options)
+            ids = old.index.ids()
+            for a in range(0, len(ids), 1024):
+                batch = ids[a: a + 1024]
+                docs = old.index.get(batch)
+                encs = []
+                for doc_id in batch:
+                    t = old.index.tokens(doc_id)
+                    first, count = old.index._slot_windows[old.index._slot_of[doc_id]]
+                    encs.append(TextEncoding(vectors=t.vectors, offsets=t.offsets, relevance_vectors=t.relevance_vectors,
+                                             window_lengths=tuple(old.index._win_len[first: first + count])))
+                index.add(docs, encs)
+            index.close()
+            for item in list(target.iterdir()):
+                os.rename(item, tmp / item.name)
+            target.rmdir()
+
+    def optimize(self, **kwargs: Any) -> None:
+        """Compact a persistent index and update its quantiser (see :meth:`PersistentIndex.optimize`)."""
+        if not hasattr(self.index, "optimize"):
+            raise InvalidInputError(f"the {self.index.backend} index has nothing to optimize")
+        self.index.optimize(**kwargs)
+
+    def close(self) -> None:
+        """Release the index's files and connections (persistent indexes)."""
+        close = getattr(self.index, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> FGRRetriever:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @classmethod
+    def load(cls, path: str | Path, *, model: FGRColBERT | None = None, verify: bool = True,
+             allow_download: bool = False, **kwargs: Any) -> FGRRetriever:
+        """Open an index saved by :meth:`save` (read into memory) or a persistent index (opened in
+        place, as :meth:`open` does, so later changes are written to it).
+
+        Without ``model``, the recorded model is loaded (the bundled default when none was
+        recorded); a recorded hub id is only downloaded with ``allow_download=True``. A model whose fingerprint differs from the one that built the index raises
+        :class:`ModelMismatchError`: its vectors would not be comparable. ``verify`` checks the
+        files' SHA-256 sums against the manifest (detects truncated or altered files).
+        """
+        path = Path(path)
+        manifest = cls.read_manifest(path)
+        model = cls._recorded_model(manifest, model, allow_download, path)
+        if manifest.get("version") == PERSISTENT_VERSION:
+            return cls.open(path, model=model, create=False, **kwargs)
+        if manifest.get("backend") != EmbeddedIndex.backend:
+            raise IndexCorruptedError(f"{path} uses backend {manifest.get('backend')!r}; open it with that backend")
+        files = manifest.get("files") or {}
+        for name in files:
+            if name not in (VECTORS_FILE, DOCUMENTS_FILE):
+                raise IndexCorruptedError(f"{path / MANIFEST} names an unexpected file {name!r}")
+            check_file_name(name, path)
+        if verify:
+            for name, digest in files.items():
+                if not (path / name).exists():
+                    raise IndexCorruptedError(f"{path / name} is missing")
+                if sha256_file(path / name) != digest:
+                    raise IndexCorruptedError(f"{path / name} does not match its checksum (damaged or altered)")
         index = EmbeddedIndex.load(path)
         if len(index) != manifest.get("documents", len(index)):
             raise IndexCorruptedError(f"{path}: manifest says {manifest.get('documents')} documents, found {len(index)}")
         return cls(model=model, index=index, **kwargs)
-

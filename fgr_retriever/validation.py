@@ -7,9 +7,11 @@ queries, ``k`` and thresholds with the same typed error (:class:`InvalidInputErr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .errors import InvalidInputError
 
-__all__ = ["check_query", "check_k", "check_threshold"]
+__all__ = ["check_query", "check_k", "check_threshold", "check_encodable"]
 
 
 def check_query(query: object) -> str:
@@ -18,7 +20,39 @@ def check_query(query: object) -> str:
         raise InvalidInputError(f"query must be str, got {type(query).__name__}")
     if not query.strip():
         raise InvalidInputError("query is empty")
+    check_encodable(query, "query")
     return query
+
+
+def check_encodable(value: object, what: str) -> None:
+    """Refuse text that cannot be stored as UTF-8 (lone surrogates, e.g. from ``surrogateescape``
+    decoding): the tokenizer, JSON files and SQLite would fail on it later, after work was done.
+
+    Walks strings inside mappings and lists (metadata keys and values).
+
+    >>> check_encodable({"title": "Caf\u00e9"}, "metadata")
+    >>> check_encodable("bad " + chr(0xDCFF) + " byte", "text")
+    Traceback (most recent call last):
+    ...
+    fgr_retriever.errors.InvalidInputError: text contains a character that is not valid Unicode text (a lone surrogate \\udcff at position 4); decode the source with the right encoding or errors="replace"
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                bad = ascii(item[exc.start])[1:-1]
+                raise InvalidInputError(
+                    f"{what} contains a character that is not valid Unicode text (a lone surrogate {bad} at "
+                    f'position {exc.start}); decode the source with the right encoding or errors="replace"'
+                ) from None
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
 
 
 def check_k(k: object, *, allow_none: bool = False) -> int | None:

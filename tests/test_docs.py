@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted([ROOT / "README.md", ROOT / "MODEL_CARD.md", *(ROOT / "docs").glob("*.md"),
                *(ROOT / "integrations").glob("*/README.md")])
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.S | re.M)
-RUN_FOR_REAL = {"index", "search", "highlight", "demo"}
+RUN_FOR_REAL = {"index", "search", "highlight", "demo", "optimize"}
 SHELL = {"bash", "sh", "shell", "console"}
 
 

@@ -102,12 +102,17 @@ def check_index(path: str | Path) -> Path:
     return path
 
 
-def open_index(path: str | Path, args: argparse.Namespace):
-    """A saved index with ``--model`` (default: the model recorded in it) on ``--device``."""
+def open_index(path: str | Path, args: argparse.Namespace, *, writable: bool = False):
+    """A saved index with ``--model`` (default: the model recorded in it) on ``--device``.
+
+    ``writable`` opens it in place for changes (an index in the portable format is converted
+    once); otherwise a persistent index is opened in place and a portable copy read into memory.
+    """
     path = check_index(path)  # before the import: a wrong path is answered without loading torch
     from ..retriever import FGRRetriever
 
-    retriever = FGRRetriever.load(path, **({"model": load_model(args.model, args.device)} if args.model else {}))
+    opener = FGRRetriever.open if writable else FGRRetriever.load
+    retriever = opener(path, **({"model": load_model(args.model, args.device)} if args.model else {}))
     if args.device and not args.model:
         retriever.model.to(args.device)
     return retriever

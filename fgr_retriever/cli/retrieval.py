@@ -24,7 +24,9 @@ def register(sub) -> None:
     g.add_argument("--append", action="store_true", help="add to (or update) an existing index")
     g.add_argument("--overwrite", action="store_true", help="replace an existing index")
     i.add_argument("--batch-size", type=int, default=32)
-    i.add_argument("--storage-dtype", choices=["bfloat16", "float16", "float32"], default="bfloat16")
+    i.add_argument("--storage-dtype", choices=["bfloat16", "float16", "float32", "int8"], default="bfloat16",
+                   help="how token vectors are stored (int8: half the disk of bfloat16, same ranking; "
+                        "see docs/index-engine.md)")
     i.add_argument("--quiet", action="store_true", help="no progress bar")
     i.add_argument("--strict", action="store_true", help="stop at the first unreadable file instead of skipping it")
     i.add_argument("--chunk-tokens", type=int,
@@ -59,6 +61,13 @@ def register(sub) -> None:
     add_color_option(s)
     s.set_defaults(func=cmd_search)
 
+    o = sub.add_parser("optimize", help="compact an index (reclaim deleted space, merge segment files) and "
+                                        "bring its approximate-search quantiser up to date")
+    o.add_argument("index", help="index directory")
+    o.add_argument("--retrain", action="store_true", help="re-train the quantiser on the current documents")
+    add_model_option(o)
+    o.set_defaults(func=cmd_optimize)
+
     h = sub.add_parser("highlight", help="highlight the sentence of a text (or file) that answers a query")
     h.add_argument("query")
     h.add_argument("text", help="a file path or the text itself")
@@ -73,7 +82,8 @@ def register(sub) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from ..ingest import chunk_documents, load_documents, wordpiece_counter
+    from .._io import atomic_directory
+    from ..ingest import load_documents
     from ..retriever import FGRRetriever
 
     out = Path(args.out)
@@ -88,9 +98,29 @@ def cmd_index(args: argparse.Namespace) -> int:
     if exists and not (args.append or args.overwrite):
         raise InvalidInputError(f"{out} already exists; pass --append to add to it or --overwrite to replace it")
     if args.append and exists:
-        retriever = common.open_index(out, args)
+        # written in place, batch by batch: each batch is durable when it is added, and readers
+        # (a running `serve`) keep searching meanwhile
+        retriever = common.open_index(out, args, writable=True)
+        added = _add(retriever, args, report)
     else:
-        retriever = FGRRetriever(model=common.load_model(args.model, args.device), storage_dtype=args.storage_dtype)
+        # a new index is built aside and swapped in whole: an interrupted run leaves no half index
+        with atomic_directory(out, marker="index.json") as tmp:
+            retriever = FGRRetriever.open(tmp, model=common.load_model(args.model, args.device),
+                                          storage_dtype=args.storage_dtype)
+            added = _add(retriever, args, report)
+            retriever.close()
+        retriever = FGRRetriever.open(out, model=retriever.model, create=False)
+    docs_added, total = added, len(retriever)
+    what = f"{docs_added} documents" if docs_added == len(report.documents) else \
+        f"{docs_added} passages from {len(report.documents)} documents"
+    print(f"indexed {what}; {out} now holds {total}")
+    return 0
+
+
+def _add(retriever, args: argparse.Namespace, report) -> int:
+    """Chunk and add the loaded documents; returns how many passages were added."""
+    from ..ingest import chunk_documents, wordpiece_counter
+
     docs = report.documents
     if not args.no_chunking:
         # two windows ([CLS], marker and [SEP] aside): a product sheet or a policy stays whole
@@ -104,10 +134,17 @@ def cmd_index(args: argparse.Namespace) -> int:
     retriever.batch_size = args.batch_size
     retriever.show_progress_bar = not args.quiet
     retriever.add_documents(docs)
-    retriever.save(out)
-    what = f"{len(docs)} documents" if len(docs) == len(report.documents) else \
-        f"{len(docs)} passages from {len(report.documents)} documents"
-    print(f"indexed {what}; {out} now holds {len(retriever)}")
+    return len(docs)
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    retriever = common.open_index(args.index, args, writable=True)
+    before = retriever.index.stats()
+    retriever.optimize(retrain=args.retrain)
+    after = retriever.index.stats()
+    print(f"{args.index}: {after['documents']} documents, {before['segments']} -> {after['segments']} segment files, "
+          f"{before['disk_bytes'] / 1e6:.1f} -> {after['disk_bytes'] / 1e6:.1f} MB, "
+          f"{after['quantiser_parts']} quantiser part(s), {after['exact_tokens']} token vectors scanned exactly")
     return 0
 
 

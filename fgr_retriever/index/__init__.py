@@ -1,7 +1,9 @@
 """Index backends: where encoded documents are stored and searched.
 
-Owns: the :class:`Index` protocol every backend implements (``base``), the default in-process
-exact backend :class:`EmbeddedIndex` (``embedded``) and metadata filters (``filters``).
+Owns: the :class:`Index` protocol every backend implements (``base``), the in-process exact
+backend :class:`EmbeddedIndex` (``embedded``), the durable on-disk :class:`PersistentIndex`
+(``persistent``: a SQLite ``catalog`` plus immutable vector ``segments`` and an optional faiss
+quantiser, ``ann``) and metadata filters (``filters``).
 
 May import: the foundation modules, ``fgr_retriever.evidence`` and ``fgr_retriever.model`` (for
 the encodings it stores and the MaxSim arithmetic). Never imports ``retriever`` or the tool
@@ -13,5 +15,6 @@ from __future__ import annotations
 
 from .base import Index, IndexHit, StoredTokens
 from .embedded import EmbeddedIndex
+from .persistent import PersistentIndex
 
-__all__ = ["Index", "IndexHit", "StoredTokens", "EmbeddedIndex"]
+__all__ = ["Index", "IndexHit", "StoredTokens", "EmbeddedIndex", "PersistentIndex"]

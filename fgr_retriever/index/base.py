@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -17,8 +17,14 @@ __all__ = ["Index", "IndexHit", "StoredTokens"]
 
 @dataclass(frozen=True)
 class IndexHit:
+    """One search hit. Backends that read from snapshots also hand over the stored document and
+    its token vectors, so the caller highlights exactly what was ranked even if a concurrent
+    writer deletes it a moment later."""
+
     id: str
     score: float
+    document: Document | None = field(default=None, compare=False, repr=False)
+    tokens: StoredTokens | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

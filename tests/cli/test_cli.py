@@ -61,6 +61,33 @@ def test_index_refuses_to_clobber_then_appends(tmp_path, tiny_cli, capsys):
     assert "now holds 2" in capsys.readouterr().out
 
 
+def test_index_writes_a_persistent_index_and_append_changes_it_in_place(tmp_path, tiny_cli, capsys):
+    root = write_corpus(tmp_path)
+    out = tmp_path / "idx"
+    assert cli.main(["index", str(root / "care.txt"), "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "index.json").read_text())["version"] == 2
+    segments = {p.name: p.stat().st_mtime_ns for p in (out / "segments").iterdir()}
+    assert cli.main(["index", str(root / "notes.md"), "--out", str(out), "--quiet", "--append"]) == 0
+    after = {p.name: p.stat().st_mtime_ns for p in (out / "segments").iterdir()}
+    assert segments.items() <= after.items() and len(after) == len(segments) + 1  # nothing rewritten
+    assert cli.main(["optimize", str(out)]) == 0
+    assert "2 documents, 2 -> 1 segment files" in capsys.readouterr().out
+    assert len(list((out / "segments").iterdir())) == 1
+
+
+def test_append_converts_an_index_in_the_portable_format(tmp_path, tiny_cli, capsys):
+    from fgr_retriever import FGRRetriever
+
+    root = write_corpus(tmp_path)
+    old = FGRRetriever(model=tiny_cli)
+    old.add_documents(["Suede should be brushed."], ids=["care"])
+    out = old.save(tmp_path / "old")
+    assert json.loads((out / "index.json").read_text())["version"] == 1
+    assert cli.main(["index", str(root / "notes.md"), "--out", str(out), "--quiet", "--append"]) == 0
+    assert "now holds 2" in capsys.readouterr().out
+    assert json.loads((out / "index.json").read_text())["version"] == 2
+
+
 def test_index_non_utf8_file_fails_and_writes_nothing(tmp_path, tiny_cli, capsys):
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("café crème".encode("latin-1"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 from haystack import Document
@@ -45,7 +47,7 @@ class TestFGRStorePersistedSuite(
     WriteDocumentsTest, DeleteDocumentsTest, DeleteAllTest, DeleteByFilterTest, UpdateByFilterTest,
     FilterableDocsFixtureMixin,
 ):
-    """The suite's mutation tests with an index_path, so every change also goes through a save.
+    """The suite's mutation tests with an index_path, so every change goes to the persistent index.
 
     (Filtering does not depend on persistence; its tests run once, above.)
     """
@@ -96,12 +98,24 @@ def test_returned_documents_are_copies(filled_store):
 
 
 def test_store_opens_an_index_built_with_the_core_library(tiny_model_dir, make_store, tmp_path, _pinned_tiny_model):
+    # FGRRetriever.save() writes the portable (version 1) format: the store converts it in place, once
     core = FGRRetriever(model=_pinned_tiny_model)
-    core.add_documents(["Dry suede with a soft brush."], ids=["suede"], metadata=[{"category": "care"}])
+    core.add_documents(["Dry suede with a soft brush.", "Air wool coats after wearing them."], ids=["suede", "wool"],
+                       metadata=[{"category": "care"}, {"category": "care", "nested": {"a": [1, 2]}}])
     core.save(tmp_path / "index")
+    assert json.loads((tmp_path / "index" / "index.json").read_text())["version"] == 1
     store = make_store(index_path=str(tmp_path / "index"))
-    assert store.filter_documents() == [Document(id="suede", content="Dry suede with a soft brush.",
-                                                 meta={"category": "care"})]
+    expected = [Document(id="suede", content="Dry suede with a soft brush.", meta={"category": "care"}),
+                Document(id="wool", content="Air wool coats after wearing them.",
+                         meta={"category": "care", "nested": {"a": [1, 2]}})]
+    assert store.filter_documents() == expected
+    assert json.loads((tmp_path / "index" / "index.json").read_text())["version"] == 2
+    assert (tmp_path / "index" / "catalog.sqlite").exists() and list((tmp_path / "index" / "segments").iterdir())
+
+    # the converted index is a persistent one: changes land in it and a new store sees them
+    store.write_documents([Document(id="linen", content="Iron linen while it is still damp.")])
+    store.delete_documents(["suede"])
+    assert [d.id for d in make_store(index_path=str(tmp_path / "index")).filter_documents()] == ["wool", "linen"]
 
 
 # ------------------------------------------------------------------ write policies
@@ -174,6 +188,77 @@ def test_changes_are_persisted_and_seen_by_a_new_store(make_store, tmp_path, sho
     assert reader.filter_documents({"field": "meta.reviewed", "operator": "==", "value": True})[0].id == "returns"
     reader.delete_all_documents()
     assert make_store(index_path=path).count_documents() == 0
+
+
+def _segment_files(index_path: Path) -> dict[str, tuple[int, int]]:
+    return {f.name: (f.stat().st_mtime_ns, f.stat().st_size) for f in (index_path / "segments").iterdir()}
+
+
+def test_writes_are_durable_without_saving(make_store, tmp_path, shop_docs, monkeypatch):
+    def no_save(self, path):
+        raise AssertionError("a persistent store must never rewrite its index with save()")
+
+    monkeypatch.setattr(FGRRetriever, "save", no_save)
+    path = str(tmp_path / "index")
+    writer = make_store(index_path=path)
+    assert writer.write_documents(shop_docs[:3]) == 3
+    assert json.loads((tmp_path / "index" / "index.json").read_text())["version"] == 2
+
+    reader = make_store(index_path=path)  # another store on the same path, same process
+    assert reader.filter_documents() == shop_docs[:3]
+    # a store that is already open sees later changes made through another store at its next call
+    writer.write_documents(shop_docs[3:])
+    writer.delete_documents(["silk"])
+    assert [d.id for d in reader.filter_documents()] == ["returns", "cashmere", "shipping"]
+    assert {d.id for d in reader._search("how do I wash cashmere", top_k=10)} == {"returns", "cashmere", "shipping"}
+    care = {"field": "meta.category", "operator": "==", "value": "care"}
+    assert [d.id for d in reader._search("wash", top_k=10, filters=care)] == ["cashmere"]
+    # and changes made through the reader reach the writer the same way
+    reader.write_documents([Document(id="linen", content="Iron linen while it is still damp.")])
+    assert writer.count_documents() == 4 and writer.filter_documents()[-1].id == "linen"
+
+
+def test_a_write_adds_one_segment_and_rewrites_nothing(make_store, tmp_path, shop_docs):
+    path = tmp_path / "index"
+    store = make_store(index_path=str(path))
+    store.write_documents(shop_docs[:2])
+    store.write_documents(shop_docs[2:3])
+    before = _segment_files(path)
+    assert len(before) == 2
+
+    store.write_documents(shop_docs[3:])
+    after = _segment_files(path)
+    assert {name: after.get(name) for name in before} == before  # every old file there, untouched
+    assert len(set(after) - set(before)) == 1
+    # a delete is a tombstone in the catalogue: no segment file changes
+    store.delete_documents(["silk"])
+    assert _segment_files(path) == after
+    assert make_store(index_path=str(path)).count_documents() == 3
+
+
+def test_delete_all_documents_empties_the_persistent_index(make_store, tmp_path, shop_docs):
+    path = str(tmp_path / "index")
+    store = make_store(index_path=path)
+    store.write_documents(shop_docs)
+    other = make_store(index_path=path)
+    assert other.count_documents() == 4
+    store.delete_all_documents()
+    assert store.count_documents() == 0 and other.count_documents() == 0
+    assert make_store(index_path=path).count_documents() == 0
+    # the store still writes to the same index afterwards
+    store.write_documents(shop_docs[:1])
+    assert [d.id for d in other.filter_documents()] == ["returns"]
+    store.delete_all_documents()
+    store.delete_all_documents()  # nothing left: a no-op
+    assert make_store(index_path=path).count_documents() == 0
+
+
+def test_an_empty_directory_becomes_an_index(make_store, tmp_path, shop_docs):
+    path = tmp_path / "empty"
+    path.mkdir()
+    make_store(index_path=str(path)).write_documents(shop_docs[:1])
+    assert make_store(index_path=str(path)).filter_documents() == shop_docs[:1]
+    assert set(os.listdir(path)) >= {"catalog.sqlite", "index.json", "segments"}
 
 
 def test_construction_is_lazy(tmp_path):

@@ -1,6 +1,6 @@
 """One lock per model, and running locked work off the event loop.
 
-The core retriever is not thread-safe: adding or deleting documents rewrites its index, and a
+The core retriever is not thread-safe: adding or deleting documents changes its index, and a
 Hugging Face fast tokenizer raises ``RuntimeError: Already borrowed`` when two threads use it at
 once. A LangChain retriever and an evidence compressor may share one model, and two LangChain
 wrappers may share one core retriever, so the lock belongs to the *model* object rather than to

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fgr_retriever.errors import InvalidInputError
+from fgr_retriever.errors import IndexCorruptedError, IndexNotFoundError, IndexStoreError, InvalidInputError
 from fgr_retriever.index.filters import compile_filter
 from fgr_retriever.model import FGRColBERT
 from fgr_retriever.retriever import FGRRetriever
@@ -99,23 +99,39 @@ def _resolve_model(model: FGRColBERT | str | os.PathLike[str] | None) -> FGRColB
                             f"got {type(model).__name__}")
 
 
-def _holds_index(path: str | os.PathLike[str] | None) -> bool:
-    """Whether ``path`` should be opened rather than started afresh (missing or empty: fresh).
+def _open_core(index_path: str | os.PathLike[str] | None, model: Any, core_kwargs: Mapping[str, Any], *,
+               create: bool = True) -> FGRRetriever:
+    """An in-memory core retriever, or the persistent index at ``index_path`` (created when missing
+    or empty unless ``create`` is false; a portable copy written by ``save`` is converted in place).
 
-    Anything else is handed to the core's loader, which names the problem when it is not an
-    index; that way a typo never silently starts an empty index over someone's files.
+    A directory that holds other files is never turned into an index: that raises
+    :class:`~fgr_retriever.errors.IndexNotFoundError`, so a typo cannot start an index over someone's files.
     """
-    if path is None:
-        return False
-    p = Path(path)
-    return p.exists() and not (p.is_dir() and not any(p.iterdir()))
-
-
-def _open_core(index_path: str | os.PathLike[str] | None, model: Any, core_kwargs: Mapping[str, Any]) -> FGRRetriever:
     model = _resolve_model(model)
-    if _holds_index(index_path):
-        return FGRRetriever.load(index_path, model=model, **core_kwargs)  # type: ignore[arg-type]
-    return FGRRetriever(model=model, **core_kwargs)
+    if index_path is None:
+        return FGRRetriever(model=model, **core_kwargs)
+    path = Path(index_path)
+    options = dict(core_kwargs)
+    if not create:
+        options["create"] = False
+    try:
+        return FGRRetriever.open(path, model=model, **options)
+    except IndexStoreError as exc:
+        if (isinstance(exc, (IndexNotFoundError, IndexCorruptedError)) or (path / "index.json").exists()
+                or not path.exists()):
+            raise
+        raise IndexNotFoundError(f"{path} exists but holds no fgr-retriever index (and is not empty); "
+                                 "choose an empty or new directory") from None
+
+
+def _live_path(retriever: FGRRetriever) -> Path | None:
+    """Where the core retriever's index lives on disk (persistent indexes), else ``None``."""
+    path = getattr(retriever.index, "path", None)
+    return None if path is None else Path(path)
+
+
+def _same_path(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
 
 
 class FGRColBERTRetriever(BaseRetriever):
@@ -123,8 +139,9 @@ class FGRColBERTRetriever(BaseRetriever):
 
     Build one with :meth:`from_texts`, :meth:`from_documents` or :meth:`from_index`, or wrap an
     existing core :class:`~fgr_retriever.FGRRetriever` (``FGRColBERTRetriever(retriever=core)``).
-    Called directly, the constructor opens ``index_path`` when it holds an index and otherwise
-    starts an empty one with ``model`` (default: the bundled model, offline).
+    Called directly, the constructor opens the persistent index at ``index_path`` (creating it
+    with ``model`` when the directory is missing or empty) or, without ``index_path``, starts an
+    in-memory index with ``model`` (default: the bundled model, offline).
 
     ``k``, ``filter``, ``evidence_only``, ``threshold`` and ``highlight`` are defaults; each can
     be overridden per call: ``retriever.invoke(query, k=2, filter={"lang": "en"})``. ``filter``
@@ -133,11 +150,14 @@ class FGRColBERTRetriever(BaseRetriever):
     modify it) and returns ``True`` to keep it. ``filter=None`` in a call switches the default
     filter off.
 
-    With ``index_path`` set, every add and delete is followed by an atomic save, so the index on
-    disk always matches the last completed change (each save rewrites the index: add documents
-    in batches rather than one call per document). Searches and changes hold a lock on the
-    model, so one retriever may be used from several threads and from async code at once;
-    ``ainvoke`` runs the search in a worker thread and never blocks the event loop.
+    With ``index_path`` set, the index is a persistent one (:meth:`fgr_retriever.FGRRetriever.open`):
+    every add and delete is written to it incrementally (only the new vectors; nothing is
+    rewritten) and is durable when the call returns, so there is nothing to save. Several
+    retrievers and processes may read one ``index_path`` while one of them writes. A directory
+    written by :meth:`save` (the portable format) is converted in place the first time it is
+    opened this way. Searches and changes hold a lock on the model, so one retriever may be used
+    from several threads and from async code at once; ``ainvoke`` runs the search in a worker
+    thread and never blocks the event loop.
 
     >>> from fgr_retriever.testing import tiny_model
     >>> from langchain_core.documents import Document
@@ -169,7 +189,7 @@ class FGRColBERTRetriever(BaseRetriever):
     highlight: bool = True
     """Compute evidence spans; ``False`` ranks identically and leaves ``evidence_spans`` empty."""
     index_path: str | None = None
-    """Directory of the persisted index: opened if it holds one, saved after every change."""
+    """Directory of the persistent index (changes are durable when they return); ``None``: in memory."""
 
     def __init__(self, *, retriever: FGRRetriever | None = None,
                  model: FGRColBERT | str | os.PathLike[str] | None = None,
@@ -178,8 +198,19 @@ class FGRColBERTRetriever(BaseRetriever):
             # built before pydantic validation so that core errors (a missing or damaged index,
             # a model mismatch) reach the caller as their own types, not as a ValidationError
             retriever = _open_core(index_path, model, {})
-        elif model is not None:
-            raise InvalidInputError("pass either retriever= or model=, not both (the retriever has its model)")
+        else:
+            if model is not None:
+                raise InvalidInputError("pass either retriever= or model=, not both (the retriever has its model)")
+            live = _live_path(retriever)
+            if index_path is None:
+                index_path = live  # a persistent core retriever: record where its index lives
+            elif live is None:
+                raise InvalidInputError(
+                    "index_path= names a persistent index, but retriever= keeps its index in memory; pass "
+                    "FGRRetriever.open(index_path) as retriever=, or index_path= without retriever=")
+            elif not _same_path(live, index_path):
+                raise InvalidInputError(f"index_path={os.fspath(index_path)!r} is not where retriever='s index "
+                                        f"lives ({live})")
         super().__init__(retriever=retriever, index_path=None if index_path is None else os.fspath(index_path),
                          **data)
 
@@ -227,8 +258,9 @@ class FGRColBERTRetriever(BaseRetriever):
 
         ``kwargs`` are fields of this class (``k``, ``filter``, ``evidence_only`` ...) or options
         of the core :class:`~fgr_retriever.FGRRetriever` (``context_words``, ``batch_size``,
-        ``storage_dtype``, ``evidence_max_tokens`` ...). When ``index_path`` already holds an
-        index, it is opened and ``texts`` are added to it (same ids replace documents).
+        ``storage_dtype``, ``evidence_max_tokens`` ...). With ``index_path``, the persistent
+        index there is opened (or created) and ``texts`` are added to it, durably (same ids
+        replace documents).
         """
         retriever = cls._build(model=model, index_path=index_path, kwargs=kwargs)
         retriever.add_texts(texts, metadatas=metadatas, ids=ids)
@@ -249,32 +281,30 @@ class FGRColBERTRetriever(BaseRetriever):
     @classmethod
     def from_index(cls, path: str | os.PathLike[str], model: FGRColBERT | str | os.PathLike[str] | None = None,
                    **kwargs: Any) -> FGRColBERTRetriever:
-        """Open an index saved by :meth:`save` (or by the core ``FGRRetriever.save``).
+        """Open the index at ``path``: a persistent index (written through ``index_path``) or a
+        portable copy written by :meth:`save` or the core ``FGRRetriever.save``, which is converted
+        in place, once, into a persistent index.
 
         Without ``model`` the model recorded in the index is loaded. A missing index raises
         :class:`~fgr_retriever.errors.IndexNotFoundError`, a different model
-        :class:`~fgr_retriever.errors.ModelMismatchError`. Later changes are saved back to
-        ``path``.
+        :class:`~fgr_retriever.errors.ModelMismatchError`. Later changes are written to ``path``
+        and are durable when they return.
         """
         ours, core_kwargs = cls._split_kwargs(kwargs)
-        ours.setdefault("index_path", path)
-        core = FGRRetriever.load(path, model=_resolve_model(model), **core_kwargs)
+        if ours.get("index_path") is not None and not _same_path(ours["index_path"], path):
+            raise InvalidInputError(f"index_path={ours['index_path']!r} differs from the path opened ({path})")
+        ours["index_path"] = path
+        core = _open_core(path, model, core_kwargs, create=False)
         return cls(retriever=core, **ours)
 
     # -------------------------------------------------------------- documents
     def _model_lock_owner(self) -> Any:
         return self.retriever.model
 
-    def _persist(self) -> None:
-        if self.index_path is not None:
-            self.retriever.save(self.index_path)
-
     def _add_locked(self, inputs: list[Any], ids: Sequence[str] | None,
                     metadatas: Sequence[Mapping[str, Any] | None] | None) -> list[str]:
-        added = self.retriever.add_documents(inputs, ids=ids, metadata=metadatas)
-        if added:
-            self._persist()
-        return added
+        # with a persistent index the change is on disk when this returns: nothing to save
+        return self.retriever.add_documents(inputs, ids=ids, metadata=metadatas)
 
     def _document_inputs(self, documents: Sequence[Document], ids: Sequence[str] | None) -> list[dict[str, Any]]:
         docs = check_documents(documents)
@@ -313,7 +343,6 @@ class FGRColBERTRetriever(BaseRetriever):
 
     def _delete_locked(self, ids: list[str]) -> None:
         self.retriever.delete(ids)
-        self._persist()
 
     def get_by_ids(self, ids: Sequence[str]) -> list[Document]:
         """The stored documents with these ids, in that order; unknown ids are skipped.
@@ -328,11 +357,26 @@ class FGRColBERTRetriever(BaseRetriever):
     def _get_locked(self, ids: list[str]) -> list[Any]:
         return self.retriever.get([i for i in ids if i in self.retriever])
 
-    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
-        """Save the index atomically to ``path`` (default: ``index_path``) and return the path."""
+    def _save_target(self, path: str | os.PathLike[str] | None, method: str) -> tuple[Path, bool]:
+        """Where to save, and whether that is the live persistent index (then there is nothing to do)."""
         target = path if path is not None else self.index_path
         if target is None:
-            raise InvalidInputError("no path: pass save(path) or set index_path")
+            raise InvalidInputError(f"no path: pass {method}(path) or set index_path")
+        live = _live_path(self.retriever)
+        if live is not None and _same_path(live, target):
+            return live, True
+        return Path(target), False
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write a portable copy of the index to ``path``, atomically, and return the path.
+
+        With ``index_path`` every change is already on disk, so ``save()`` (or ``save(index_path)``)
+        does nothing and returns ``index_path``; ``save(other_path)`` exports a portable copy
+        (read back with :meth:`from_index` or the core ``FGRRetriever.load``).
+        """
+        target, live = self._save_target(path, "save")
+        if live:
+            return target
         return call_locked(self._model_lock_owner(), self.retriever.save, target)
 
     async def aadd_documents(self, documents: Sequence[Document], ids: Sequence[str] | None = None) -> list[str]:
@@ -355,9 +399,9 @@ class FGRColBERTRetriever(BaseRetriever):
 
     async def asave(self, path: str | os.PathLike[str] | None = None) -> Path:
         """:meth:`save` in a worker thread."""
-        target = path if path is not None else self.index_path
-        if target is None:
-            raise InvalidInputError("no path: pass asave(path) or set index_path")
+        target, live = self._save_target(path, "asave")
+        if live:
+            return target
         return await acall_locked(self._model_lock_owner(), self.retriever.save, target)
 
     # ----------------------------------------------------------------- search

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 from fgr_retriever import FGRColBERT, FGRRetriever
@@ -213,7 +214,7 @@ def test_repr_is_short(retriever):
 
 
 # ------------------------------------------------------------- persistence
-def test_index_path_saves_after_every_change_and_reloads(tmp_path, tiny_model, corpus):
+def test_index_path_changes_are_durable_and_reload(tmp_path, tiny_model, corpus):
     path = tmp_path / "index"
     retriever = FGRColBERTRetriever.from_texts(corpus["texts"], metadatas=corpus["metadatas"], ids=corpus["ids"],
                                                model=tiny_model, index_path=path, k=3)
@@ -228,6 +229,92 @@ def test_index_path_saves_after_every_change_and_reloads(tmp_path, tiny_model, c
     third = FGRColBERTRetriever(index_path=path, model=tiny_model)  # the constructor opens it too
     assert "velvet" in third.retriever and "silk" not in third.retriever
     assert len(third.retriever) == len(corpus["ids"])
+
+
+def _segment_files(index_path: Path) -> dict[str, tuple[int, int]]:
+    return {f.name: (f.stat().st_mtime_ns, f.stat().st_size) for f in (index_path / "segments").iterdir()}
+
+
+def _version(index_path: Path) -> int:
+    return json.loads((index_path / "index.json").read_text())["version"]
+
+
+def test_changes_are_seen_by_a_second_retriever_without_saving(tmp_path, tiny_model, corpus, monkeypatch):
+    def no_save(self, path):
+        raise AssertionError("a persistent index must never be rewritten with save()")
+
+    monkeypatch.setattr(FGRRetriever, "save", no_save)
+    path = tmp_path / "index"
+    writer = FGRColBERTRetriever.from_texts(corpus["texts"][:4], metadatas=corpus["metadatas"][:4],
+                                            ids=corpus["ids"][:4], model=tiny_model, index_path=path)
+    assert _version(path) == 2
+    reader = FGRColBERTRetriever(index_path=path, model=tiny_model)  # same path, same process
+    assert [d.id for d in reader.get_by_ids(corpus["ids"])] == corpus["ids"][:4]
+    assert reader.get_by_ids(["silk"])[0].metadata == corpus["metadatas"][1]
+    # a retriever already open sees later changes made through the other one
+    writer.add_documents([Document(page_content=corpus["texts"][4], id="gifts")])
+    writer.delete(["silk"])
+    assert {d.id for d in reader.invoke(QUERY, k=10)} == {"returns", "hours", "cashmere", "gifts"}
+    assert writer.save() == path and reader.save(path) == path  # the live index: nothing to do
+
+
+def test_a_change_adds_one_segment_and_rewrites_nothing(tmp_path, tiny_model, corpus):
+    path = tmp_path / "index"
+    retriever = FGRColBERTRetriever.from_texts(corpus["texts"][:3], ids=corpus["ids"][:3], model=tiny_model,
+                                               index_path=path)
+    retriever.add_texts(corpus["texts"][3:5], ids=corpus["ids"][3:5])
+    before = _segment_files(path)
+    assert len(before) == 2
+
+    retriever.add_texts(corpus["texts"][5:], ids=corpus["ids"][5:])
+    after = _segment_files(path)
+    assert {name: after.get(name) for name in before} == before  # every old file there, untouched
+    assert len(set(after) - set(before)) == 1
+    retriever.delete(["silk"])  # a tombstone in the catalogue: no segment file changes
+    assert _segment_files(path) == after
+    assert len(FGRColBERTRetriever(index_path=path, model=tiny_model).retriever) == 5
+
+
+def test_an_index_written_by_the_core_save_is_converted(tmp_path, tiny_model, corpus):
+    core = FGRRetriever(model=tiny_model)
+    core.add_documents(corpus["texts"], ids=corpus["ids"], metadata=corpus["metadatas"])
+    for name, open_it in [("by-constructor", lambda p: FGRColBERTRetriever(index_path=p, model=tiny_model)),
+                          ("by-from-index", lambda p: FGRColBERTRetriever.from_index(p, model=tiny_model)),
+                          ("by-from-texts", lambda p: FGRColBERTRetriever.from_texts([], model=tiny_model,
+                                                                                     index_path=p))]:
+        path = core.save(tmp_path / name)
+        assert _version(path) == 1
+        opened = open_it(path)
+        assert _version(path) == 2 and (path / "catalog.sqlite").exists()
+        assert opened.index_path == str(path)
+        stored = opened.get_by_ids(corpus["ids"])
+        assert [d.page_content for d in stored] == corpus["texts"]
+        assert [d.metadata for d in stored] == corpus["metadatas"]
+        opened.add_texts(["Velvet is steamed, never ironed."], ids=["velvet"])
+        assert len(FGRColBERTRetriever.from_index(path, model=tiny_model).retriever) == 7
+
+
+def test_save_exports_a_portable_copy_of_a_persistent_index(tmp_path, tiny_model, corpus):
+    path = tmp_path / "index"
+    retriever = FGRColBERTRetriever.from_texts(corpus["texts"], ids=corpus["ids"], model=tiny_model,
+                                               index_path=path)
+    files = _segment_files(path)
+    assert retriever.save() == path and retriever.save(str(path)) == path  # no-ops: already on disk
+    assert _segment_files(path) == files and _version(path) == 2
+    copy_path = retriever.save(tmp_path / "copy")
+    assert _version(copy_path) == 1
+    assert len(FGRRetriever.load(copy_path, model=tiny_model)) == 6
+
+
+def test_wrapping_a_core_retriever_and_index_path(tmp_path, tiny_model, retriever):
+    core = FGRRetriever.open(tmp_path / "index", model=tiny_model)
+    wrapped = FGRColBERTRetriever(retriever=core)
+    assert wrapped.index_path == str(tmp_path / "index")  # where its index lives
+    assert FGRColBERTRetriever(retriever=core, index_path=tmp_path / "index").retriever is core
+    with pytest.raises(InvalidInputError, match="is not where"):
+        FGRColBERTRetriever(retriever=core, index_path=tmp_path / "elsewhere")
+    with pytest.raises(InvalidInputError, match="in memory"):
+        FGRColBERTRetriever(retriever=retriever.retriever, index_path=tmp_path / "other")
 
 
 def test_from_texts_on_an_existing_index_adds_to_it(tmp_path, tiny_model, corpus):

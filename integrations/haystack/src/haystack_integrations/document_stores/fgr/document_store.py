@@ -24,7 +24,13 @@ from haystack.errors import FilterError
 from haystack.utils.filters import document_matches_filter
 
 from fgr_retriever import Document as CoreDocument
-from fgr_retriever import FGRRetriever, IndexNotFoundError, ModelMismatchError
+from fgr_retriever import (
+    DocumentNotFoundError,
+    FGRRetriever,
+    IndexCorruptedError,
+    IndexStoreError,
+    ModelMismatchError,
+)
 from fgr_retriever.evidence.metadata import evidence_fields
 
 from ._models import load_model
@@ -35,10 +41,10 @@ __all__ = ["FGRColBERTDocumentStore", "RESERVED_META_KEY"]
 logger = logging.getLogger(__name__)
 
 #: Key of the core metadata under which the Haystack-only parts of a Document (embedding,
-#: sparse_embedding, blob, score) are kept, so that they survive a save and reload unchanged.
+#: sparse_embedding, blob, score) are kept, so that they survive a reopen unchanged.
 RESERVED_META_KEY = "_haystack"
 
-# The storage types the core EmbeddedIndex accepts; checked here so a typo fails at construction
+# The storage types the core indexes accept; checked here so a typo fails at construction
 # instead of at the first write, after the model has been loaded.
 _STORAGE_DTYPES = ("bfloat16", "float16", "float32")
 
@@ -104,12 +110,15 @@ class FGRColBERTDocumentStore:
     """Stores Haystack Documents in an FGR-ColBERT late-interaction index, optionally on disk.
 
     Every Document round-trips unchanged (content, meta, embedding, sparse_embedding, blob, id);
-    only its text is encoded. Metadata must be JSON-serialisable because the index is persisted as
+    only its text is encoded. Metadata must be JSON-serialisable because the index stores it as
     JSON (tuples come back as lists). Filters use Haystack's filter syntax.
 
     The model is loaded on first use (or by :meth:`warm_up`), so building the store, and loading a
-    pipeline that contains it, is cheap. With ``index_path`` the index is read from that directory
-    if it exists and saved back to it, atomically, after every write or delete.
+    pipeline that contains it, is cheap. With ``index_path`` the store works on a persistent
+    on-disk index (:meth:`fgr_retriever.FGRRetriever.open`): it is created if missing, and every
+    write or delete is written to it incrementally (only the new vectors; nothing is rewritten)
+    and is durable when the call returns. Several stores, in this process or others, may read one
+    ``index_path`` while one of them writes; each notices the others' changes at its next call.
 
     Usage example (runs offline with the bundled default model):
 
@@ -145,10 +154,13 @@ class FGRColBERTDocumentStore:
 
         :param model: A model directory or Hugging Face hub id; `None` is the bundled default model
             (offline). An existing index must be opened with the model that built it.
-        :param index_path: Directory that persists the index. Read on first use when it holds an
-            index; rewritten atomically after every change. `None` keeps the index in memory only.
+        :param index_path: Directory of a persistent index, opened on first use (and created when it
+            is missing or empty; a directory written by `FGRRetriever.save()` is converted once, in
+            place). Changes are written to it incrementally and are durable when the call returns:
+            there is nothing to save. Several processes may read it while one writes. `None` keeps
+            the index in memory only.
         :param storage_dtype: Storage type of new token vectors: `"bfloat16"`, `"float16"` or
-            `"float32"` (an index read from disk keeps the type it was saved with).
+            `"float32"` (used when the index is created; an existing index keeps its own type).
         :param batch_size: Documents encoded per forward pass when writing.
         :param context_words: Words of context kept around each evidence span when search results
             are trimmed to their evidence.
@@ -176,6 +188,8 @@ class FGRColBERTDocumentStore:
         self._retriever: FGRRetriever | None = None
         # id -> Document as stored, in index order; serves filters and round-trips without JSON work
         self._documents: dict[str, Document] = {}
+        # the persistent index's generation that _documents reflects (None: in memory, only we change it)
+        self._generation: int | None = None
         # the core index is not safe for concurrent mutation; async methods run in worker threads
         self._lock = threading.RLock()
 
@@ -193,40 +207,71 @@ class FGRColBERTDocumentStore:
                 "evidence_max_tokens": self.evidence_max_tokens}
 
     def _ready(self) -> FGRRetriever:
+        """The core retriever, opened on first use; `_documents` is brought up to date with the index."""
         with self._lock:
             if self._retriever is not None:
+                if self._generation is not None and self._retriever.index.generation != self._generation:
+                    self._reload()  # another store (or process) changed the index since we last looked
                 return self._retriever
             model = load_model(self.model, device=self.device)
-            retriever = None
             if self.index_path is not None:
                 retriever = self._open_index(model)
-            if retriever is None:
+            else:
                 retriever = FGRRetriever(model=model, storage_dtype=self.storage_dtype, **self._settings())
-            self._documents = {d.id: _from_core(d) for d in retriever.get(retriever.index.ids())}
             self._retriever = retriever
+            self._reload()
             return retriever
 
-    def _open_index(self, model: Any) -> FGRRetriever | None:
+    def _reload(self) -> None:
+        """Read every stored document into `_documents` (and note the generation they belong to)."""
+        retriever = self._retriever
+        assert retriever is not None
+        for attempt in range(5):
+            # the generation first: if the index moves on while we read, the next call reads again
+            generation = getattr(retriever.index, "generation", None)
+            try:
+                documents = retriever.get(retriever.index.ids())
+            except DocumentNotFoundError:  # another process deleted some between ids() and get()
+                if attempt == 4:
+                    raise
+                continue
+            self._documents = {d.id: _from_core(d) for d in documents}
+            self._generation = generation
+            return
+
+    def _after_write(self) -> None:
+        """After our own change, which already updated `_documents`: note the index's new generation.
+
+        When another process changed the index at the same time, `_documents` no longer mirrors it
+        and is read again.
+        """
+        retriever = self._retriever
+        assert retriever is not None
+        if self._generation is None:
+            return
+        generation = retriever.index.generation
+        if list(self._documents) == retriever.index.ids():
+            self._generation = generation
+        else:
+            self._reload()
+
+    def _open_index(self, model: Any) -> FGRRetriever:
         path = Path(self.index_path)  # type: ignore[arg-type]
         try:
-            return FGRRetriever.load(path, model=model, **self._settings())
-        except IndexNotFoundError:
-            # a fresh index is fine, but not on top of someone else's files: saving would refuse later,
-            # after all the encoding work, so say it now
-            if path.exists() and (not path.is_dir() or any(path.iterdir())):
-                raise ValueError(
-                    f"index_path={self.index_path!r} exists but holds no FGR index; choose an empty or new directory"
-                ) from None
-            return None
+            return FGRRetriever.open(path, model=model, storage_dtype=self.storage_dtype, **self._settings())
         except ModelMismatchError as exc:
             raise ModelMismatchError(
                 f"The index at index_path={self.index_path!r} was built with a different model than "
                 f"model={self.model!r}: {exc}. Pass the model that built it, or use a new index_path to rebuild."
             ) from exc
-
-    def _persist(self) -> None:
-        if self.index_path is not None and self._retriever is not None:
-            self._retriever.save(self.index_path)  # atomic: a crash leaves the previous index intact
+        except IndexStoreError as exc:
+            # a fresh index is fine, but never on top of someone else's files
+            if (not isinstance(exc, IndexCorruptedError) and path.exists() and not (path / "index.json").exists()
+                    and (not path.is_dir() or any(path.iterdir()))):
+                raise ValueError(
+                    f"index_path={self.index_path!r} exists but holds no FGR index; choose an empty or new directory"
+                ) from None
+            raise
 
     # ------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -275,7 +320,8 @@ class FGRColBERTDocumentStore:
         """
         Encode and store documents.
 
-        Everything is checked before the index changes, so a failing call writes nothing.
+        Everything is checked before the index changes, so a failing call writes nothing. With
+        `index_path`, the documents are on disk when the call returns.
 
         :param documents: Haystack Documents with text content.
         :param policy: What to do with an id that is already stored (or repeated in `documents`):
@@ -315,7 +361,7 @@ class FGRColBERTDocumentStore:
                     # an overwritten id moves to the end, like the index's own order
                     self._documents.pop(core.id, None)
                     self._documents[core.id] = _from_core(core)
-                self._persist()
+                self._after_write()
             return len(documents) if policy == DuplicatePolicy.OVERWRITE else len(batch)
 
     def delete_documents(self, document_ids: list[str]) -> None:
@@ -332,21 +378,28 @@ class FGRColBERTDocumentStore:
             present = [i for i in dict.fromkeys(document_ids) if i in self._documents]
             if not present:
                 return
-            retriever.delete(present)
+            try:
+                retriever.delete(present)
+            except DocumentNotFoundError:  # another process deleted some of them since our last look
+                self._reload()
+                present = [i for i in present if i in self._documents]
+                if not present:
+                    return
+                retriever.delete(present)
             for doc_id in present:
                 del self._documents[doc_id]
-            self._persist()
+            self._after_write()
 
     # ------------------------------------------------ beyond the base protocol
     def delete_all_documents(self) -> None:
-        """Delete every document (and, with `index_path`, save the empty index)."""
+        """Delete every document (with `index_path`, from the index on disk, durably)."""
         with self._lock:
             retriever = self._ready()
-            if not self._documents:
-                return
-            self._retriever = FGRRetriever(model=retriever.model, storage_dtype=self.storage_dtype, **self._settings())
+            ids = retriever.index.ids()
+            if ids:
+                retriever.delete(ids)
             self._documents = {}
-            self._persist()
+            self._after_write()
 
     def count_documents_by_filter(self, filters: dict[str, Any]) -> int:
         """The number of documents that match `filters`."""
@@ -410,10 +463,18 @@ class FGRColBERTDocumentStore:
         with self._lock:
             retriever = self._ready()
             stored = self._documents
+
+            def haystack_form(core_doc: Any) -> Document:
+                # a document another process wrote after our last look is converted on the spot
+                doc = stored.get(core_doc.id)
+                if doc is None:
+                    doc = _from_core(CoreDocument(id=core_doc.id, text=core_doc.text, metadata=dict(core_doc.metadata)))
+                return doc
+
             # Haystack filters are evaluated by Haystack on the Haystack form of each document
-            match = (lambda core_doc: document_matches_filter(filters, stored[core_doc.id])) if filters else None
+            match = (lambda core_doc: document_matches_filter(filters, haystack_form(core_doc))) if filters else None
             results = retriever.search(query, k=top_k, filter=match, threshold=threshold)
-            hits = [(result, stored[result.id]) for result in results]
+            hits = [(result, haystack_form(result)) for result in results]
         documents = []
         for result, doc in hits:
             text, evidence_meta = evidence_fields(result, evidence_only=evidence_only)
