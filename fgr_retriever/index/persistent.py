@@ -644,6 +644,9 @@ class PersistentIndex:
                 else:
                     pool = pos[np.argsort(-approx, kind="stable")[:ncand]]
                 positions = np.unique(np.concatenate([pool, fresh]))
+                if predicate is None and len(positions) < min(k, len(st.ids)):
+                    # the quantiser reached too few live documents (e.g. after mass deletes): scan
+                    positions = np.arange(len(st.ids))
             else:
                 positions = np.arange(len(st.ids))
                 if predicate is not None:

@@ -228,6 +228,16 @@ def test_filters_deletes_and_upserts_under_approximate_search(ann_index):
     assert [h.id for h in ann_index.search(query(3), 3)] == [h.id for h in exact.search(query(3), 3)]
 
 
+def test_mass_deletes_never_starve_the_results(tmp_path):
+    index = PersistentIndex(tmp_path / "idx", dim=DIM, ann_min_tokens=3000,
+                            ann={"nlist": 16, "code_bytes": 8, "nprobe": 1, "neighbours": 4, "candidates": 8})
+    fill(index, 800, batch=200)
+    assert index.stats()["quantiser_parts"] >= 1
+    index.delete([f"d-{i}" for i in range(20, 800)])
+    hits = index.search(query(2), 15)
+    assert len(hits) == 15 and {h.id for h in hits} <= {f"d-{i}" for i in range(20)}
+
+
 def test_results_identical_across_close_and_reopen(ann_index):
     before = [[(h.id, h.score) for h in ann_index.search(query(s), 10)] for s in range(5)]
     again = PersistentIndex(ann_index.path)
