@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field, replace
 from itertools import compress
 from pathlib import Path
@@ -168,6 +169,7 @@ class PersistentIndex:
         self._segments: dict[int, Segment] = {}
         self._parts: dict[str, Any] = {}
         self._closed = False
+        self._warned_exact = False
         if not (self.path / CATALOG_FILE).exists():
             if not create:
                 raise IndexNotFoundError(f"no fgr-retriever index at {self.path} (expected {self.path / CATALOG_FILE})")
@@ -344,6 +346,16 @@ class PersistentIndex:
 
     def _open_parts(self, conn: sqlite3.Connection, meta: Mapping[str, Any]) -> tuple[tuple[Any, ...], int]:
         rows = conn.execute("SELECT file, last_seq FROM ann_parts ORDER BY id").fetchall()
+        if rows and self.approximate is False:
+            rows = []  # exact on request: the quantiser files are not even opened
+        if rows and not self._faiss_ok():
+            if self.approximate is True:
+                quantiser.require_faiss()  # raises, naming the extra
+            if not self._warned_exact:
+                self._warned_exact = True
+                warnings.warn(f"{self.path} has an approximate-search quantiser but faiss-cpu is not installed; "
+                              'searching exactly (slower). pip install "fgr-retriever[ann]"', stacklevel=4)
+            rows = []
         if not rows:
             self._parts = {}
             return (), 0
@@ -807,11 +819,8 @@ class PersistentIndex:
     def _wants_quantiser(self, st: _State) -> bool:
         if self.approximate is False or st.tokens < self.ann_min_tokens:
             return False
-        if self.approximate == "auto":
-            try:
-                quantiser.require_faiss()
-            except FGRError:
-                return False
+        if self.approximate == "auto" and not self._faiss_ok():
+            return False
         if not st.parts:
             return True
         return int(st.rows[st.seq > st.covered_upto].sum()) >= self.fresh_max_tokens

@@ -238,6 +238,22 @@ def test_mass_deletes_never_starve_the_results(tmp_path):
     assert len(hits) == 15 and {h.id for h in hits} <= {f"d-{i}" for i in range(20)}
 
 
+def test_an_index_with_a_quantiser_opens_without_faiss(ann_index, monkeypatch):
+    from fgr_retriever.errors import MissingDependencyError
+    from fgr_retriever.index import ann
+
+    def missing():
+        raise MissingDependencyError("no faiss (simulated)")
+
+    monkeypatch.setattr(ann, "require_faiss", missing)
+    with pytest.warns(UserWarning, match="searching exactly"):
+        exact = PersistentIndex(ann_index.path)
+    truth = PersistentIndex(ann_index.path, approximate=False)
+    assert [h.id for h in exact.search(query(4), 5)] == [h.id for h in truth.search(query(4), 5)]
+    with pytest.raises(MissingDependencyError):
+        PersistentIndex(ann_index.path, approximate=True)
+
+
 def test_results_identical_across_close_and_reopen(ann_index):
     before = [[(h.id, h.score) for h in ann_index.search(query(s), 10)] for s in range(5)]
     again = PersistentIndex(ann_index.path)
