@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 from .errors import FGRError, InvalidInputError
 
-__all__ = ["atomic_directory", "atomic_write_text", "iter_jsonl", "read_lines", "read_json", "sha256_file"]
+__all__ = ["atomic_directory", "recover_directory", "atomic_write_text", "iter_jsonl", "read_lines", "read_json", "sha256_file"]
 
 
 def _umask() -> int:
@@ -46,6 +46,48 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's) or cannot tell: leave its files alone
+    return True
+
+
+def _owner_pid(path: Path) -> int | None:
+    """The pid recorded in a ``.NAME.tmp-PID-…`` / ``.NAME.old-PID-…`` name, if any."""
+    parts = path.name.rsplit(".", 1)[-1].split("-")
+    return int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
+
+
+def recover_directory(target: Path, *, marker: str) -> None:
+    """Repair what a killed :func:`atomic_directory` left next to ``target``.
+
+    A crash between its two renames leaves no ``target`` and the previous version moved aside
+    as ``.NAME.old-PID-…``: it is put back. Temporary and moved-aside folders of processes that
+    no longer run are deleted (those of running processes may be in use and are left alone).
+    """
+    target = Path(target)
+    parent = target.absolute().parent
+    if not parent.is_dir():
+        return
+    aside = [p for p in parent.glob(f".{target.name}.old-*") if p.is_dir()]
+    if not target.exists():
+        for old in sorted(aside, key=lambda p: p.stat().st_mtime, reverse=True):
+            if (old / marker).exists():
+                with contextlib.suppress(OSError):
+                    os.rename(old, target)
+                    _fsync_dir(parent)
+                    aside.remove(old)
+                break
+    for leftover in aside + [p for p in parent.glob(f".{target.name}.tmp-*") if p.is_dir()]:
+        pid = _owner_pid(leftover)
+        if pid is not None and pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_directory(target: Path, *, marker: str) -> Iterator[Path]:
     """Yield a fresh temporary directory next to ``target``; on success it replaces ``target``.
@@ -55,6 +97,7 @@ def atomic_directory(target: Path, *, marker: str) -> Iterator[Path]:
     body raises, ``target`` is left exactly as it was.
     """
     target = Path(target)
+    recover_directory(target, marker=marker)
     if target.exists():
         if not target.is_dir():
             raise FGRError(f"{target} exists and is not a directory")
@@ -63,7 +106,7 @@ def atomic_directory(target: Path, *, marker: str) -> Iterator[Path]:
                            f"(no {marker}); refusing to replace it. Choose another path.")
     parent = target.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=parent))
     try:
         yield tmp
         _as_if_created_normally(tmp, directory=True)
@@ -72,7 +115,7 @@ def atomic_directory(target: Path, *, marker: str) -> Iterator[Path]:
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
         if target.exists():
-            old = parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            old = parent / f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             os.rename(target, old)
             try:
                 os.rename(tmp, target)

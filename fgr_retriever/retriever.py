@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ._io import atomic_directory, atomic_write_text, read_json, sha256_file
+from ._io import atomic_directory, atomic_write_text, read_json, recover_directory, sha256_file
 from .errors import (
     DuplicateIdError,
     IndexCorruptedError,
@@ -294,6 +294,7 @@ class FGRRetriever:
     @staticmethod
     def read_manifest(path: str | Path) -> dict[str, Any]:
         path = Path(path)
+        recover_directory(path, marker=MANIFEST)  # a save() killed between its two renames
         if not path.is_dir() or not (path / MANIFEST).exists():
             raise IndexNotFoundError(f"no fgr-retriever index at {path} (expected {path / MANIFEST})")
         manifest = read_json(path / MANIFEST, IndexCorruptedError, "index manifest")
@@ -357,6 +358,7 @@ class FGRRetriever:
         'Returns are accepted within 30 days.'
         """
         path = Path(path)
+        recover_directory(path, marker=MANIFEST)  # a save() or conversion killed between its renames
         options = {"approximate": approximate, "ann": ann, **dict(index_options or {})}
         manifest = None
         if (path / MANIFEST).exists():

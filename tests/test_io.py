@@ -30,3 +30,17 @@ def test_atomic_writes_respect_the_umask(tmp_path, umask, mask, file_mode, dir_m
     assert stat.S_IMODE((tmp_path / "index").stat().st_mode) == dir_mode
     assert stat.S_IMODE((tmp_path / "index" / "m").stat().st_mode) == file_mode
     assert (tmp_path / "a.json").read_text() == "{}"
+
+
+def test_a_save_killed_between_its_renames_is_recovered(tmp_path, tiny_model):
+    from fgr_retriever import FGRRetriever
+
+    r = FGRRetriever(model=tiny_model)
+    r.add_documents(["Returns are accepted within 30 days."], ids=["returns"])
+    path = r.save(tmp_path / "idx")
+    dead = 2 ** 22 + 12345  # above the default pid_max: no such process
+    path.rename(tmp_path / f".idx.old-{dead}-deadbeef")  # the state after the first rename
+    (tmp_path / f".idx.tmp-{dead}-x1").mkdir()  # the new copy a killed save left half-written
+    (tmp_path / ".idx.tmp-1-x2").mkdir()  # pid 1 runs: a save in progress elsewhere, left alone
+    assert FGRRetriever.load(path, model=tiny_model).get(["returns"])[0].id == "returns"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".idx.tmp-1-x2", "idx"]
