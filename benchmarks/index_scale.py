@@ -147,13 +147,7 @@ def measure(path: Path, n_queries: int, n_exact: int, baseline: bool) -> dict:
     index = PersistentIndex(path, approximate=True)
     exact = PersistentIndex(path, approximate=False)
     enc = [QueryEncoding(vectors=q, relevance_mask=torch.ones(q.shape[0], dtype=torch.bool)) for q in queries]
-    index.search(enc[0], 10)  # first touch
-    lat, results = [], []
-    for q in enc:
-        t = time.perf_counter()
-        hits = index.search(q, 10)
-        lat.append(time.perf_counter() - t)
-        results.append([h.id for h in hits])
+    lat, results = timed_searches(index, enc)
     rss_approx = _rss_mb()
     recalls, exact_lat = [], []
     for q, got in zip(enc[:n_exact], results):
@@ -181,6 +175,18 @@ def measure(path: Path, n_queries: int, n_exact: int, baseline: bool) -> dict:
             base.append(time.perf_counter() - t)
         out["embedded_scan_p50_ms"] = round(1000 * float(np.percentile(base, 50)), 1)
     return out
+
+
+def timed_searches(index, queries, k: int = 10) -> tuple[list[float], list[list[str]]]:
+    """Seconds per single-query search and the ids found, after one untimed first touch."""
+    index.search(queries[0], k)
+    lat, found = [], []
+    for q in queries:
+        t = time.perf_counter()
+        hits = index.search(q, k)
+        lat.append(time.perf_counter() - t)
+        found.append([h.id for h in hits])
+    return lat, found
 
 
 def _enc(index, st, i):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,13 +45,7 @@ def main() -> None:
     for nprobe in (8, 16, 32, 64):
         for neighbours in (128, 256):
             index = PersistentIndex(PATH, ann={"nprobe": nprobe, "neighbours": neighbours})
-            index.search(enc[0], 10)
-            lat, got = [], []
-            for q in enc:
-                t = time.perf_counter()
-                hits = index.search(q, 10)
-                lat.append(time.perf_counter() - t)
-                got.append([h.id for h in hits])
+            lat, got = index_scale.timed_searches(index, enc)
             recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, got)]))
             rows.append({"nprobe": nprobe, "neighbours": neighbours, "p50_ms": round(1000 * float(np.median(lat)), 1),
                          "p95_ms": round(1000 * float(np.percentile(lat, 95)), 1), "recall_at_10": round(recall, 4)})
