@@ -111,13 +111,19 @@ def chunk_documents(documents: Sequence[Document], *, max_tokens: int, overlap_t
                     count_tokens: TokenCounter = estimate_tokens) -> list[Document]:
     """Passages of ``documents``: a document that fits stays whole (same id and text); a longer
     one becomes ``id#0``, ``id#1``, … with the metadata of its source plus ``chunk``,
-    ``chunks``, ``start`` and ``end`` (and ``page`` for PDF text)."""
+    ``chunks``, ``start`` and ``end``.
+
+    PDF text (metadata ``page_starts``): every passage gets ``page``, the page it starts on; a
+    PDF that stays whole also keeps ``page_starts``, so a span anywhere in it maps to its page.
+    """
     out: list[Document] = []
     for doc in documents:
         spans = split_text(doc.text, max_tokens=max_tokens, overlap_tokens=overlap_tokens, count_tokens=count_tokens)
         meta = dict(doc.metadata)
         page_starts = meta.pop("page_starts", None)
         if len(spans) <= 1:
+            if page_starts:
+                meta.update(page=1, page_starts=page_starts)
             out.append(Document(id=doc.id, text=doc.text, metadata=meta))
             continue
         for i, (s, e) in enumerate(spans):

@@ -68,6 +68,13 @@ def test_chunk_documents_keeps_short_documents_and_maps_offsets(tmp_path):
         assert m["page"] == (1 if m["start"] < 300 else 2)
 
 
+def test_a_pdf_that_stays_whole_keeps_its_pages():
+    doc = Document(id="card.pdf", text="Page one.\nPage two.", metadata={"source": "card.pdf", "page_starts": [0, 10]})
+    (whole,) = chunk_documents([doc], max_tokens=100, count_tokens=words)
+    assert whole.id == "card.pdf" and whole.text == doc.text
+    assert whole.metadata == {"source": "card.pdf", "page": 1, "page_starts": [0, 10]}
+
+
 def test_token_counters():
     assert estimate_tokens("one two three") == 4
 
