@@ -13,7 +13,6 @@ import copy
 import json
 from dataclasses import replace
 from pathlib import Path
-from types import MappingProxyType
 from typing import Sequence
 
 import numpy as np
@@ -250,10 +249,7 @@ class EmbeddedIndex:
         if filter is not None:
             match = compile_document_filter(filter)
             for slot in np.flatnonzero(allowed):
-                doc = self._docs[slot]
-                # a read-only view: a user predicate must not be able to edit stored metadata
-                view = replace(doc, metadata=MappingProxyType(doc.metadata))  # type: ignore[arg-type]
-                allowed[slot] = bool(match(view))
+                allowed[slot] = match(self._docs[slot])  # type: ignore[arg-type]
         doc_scores[~allowed] = -np.inf
         n = int(allowed.sum())
         if n == 0:

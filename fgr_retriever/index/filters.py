@@ -13,6 +13,8 @@ False
 
 from __future__ import annotations
 
+from dataclasses import replace
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 
 from ..errors import InvalidInputError
@@ -82,7 +84,8 @@ def _field_predicate(field: str, cond: Any) -> Callable[[Mapping[str, Any]], boo
 
 
 def compile_document_filter(spec: MetadataFilter | None) -> Callable[[Document], bool]:
-    """A predicate over stored documents: a callable is used as is, a mapping is compiled.
+    """A predicate over stored documents: a mapping is compiled; a callable receives each document
+    with read-only metadata (a user predicate must not be able to edit what is stored).
 
     >>> from fgr_retriever import Document
     >>> match = compile_document_filter(lambda doc: doc.id.startswith("care-"))
@@ -90,7 +93,7 @@ def compile_document_filter(spec: MetadataFilter | None) -> Callable[[Document],
     True
     """
     if spec is not None and callable(spec) and not isinstance(spec, Mapping):
-        return spec
+        return lambda doc: bool(spec(replace(doc, metadata=MappingProxyType(doc.metadata))))
     on_metadata = compile_filter(spec)
     return lambda doc: bool(on_metadata(doc.metadata))
 

@@ -27,10 +27,9 @@ import threading
 import time
 import uuid
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import compress
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -688,8 +687,7 @@ class PersistentIndex:
             doc = docs.get(int(st.seq[i]))
             if doc is None:
                 raise _Stale()
-            # a read-only view: a user predicate must not be able to edit stored metadata
-            if predicate(replace(doc, metadata=MappingProxyType(doc.metadata))):  # type: ignore[arg-type]
+            if predicate(doc):
                 keep.append(i)
         return np.asarray(keep, dtype=np.int64)
 
@@ -702,7 +700,7 @@ class PersistentIndex:
             if i >= len(st.seq) or st.seq[i] != seq:
                 continue  # added after our snapshot
             doc = Document(id=doc_id, text=text, metadata=json.loads(metadata))
-            if predicate(replace(doc, metadata=MappingProxyType(doc.metadata))):  # type: ignore[arg-type]
+            if predicate(doc):
                 keep.append(i)
                 docs[seq] = doc
         return np.asarray(sorted(keep), dtype=np.int64)

@@ -173,3 +173,18 @@ class TestInvalid:
     def test_error_names_the_operator(self):
         with pytest.raises(InvalidInputError, match=r"\$regex"):
             compile_filter({"price": {"$regex": "x"}})
+
+
+def test_callable_filters_see_read_only_metadata():
+    from fgr_retriever import Document
+    from fgr_retriever.index.filters import compile_document_filter
+
+    doc = Document(id="a", text="x", metadata={"k": 1})
+
+    def tamper(d):
+        d.metadata["k"] = 2
+        return True
+
+    with pytest.raises(TypeError):
+        compile_document_filter(tamper)(doc)
+    assert doc.metadata == {"k": 1} and compile_document_filter(lambda d: d.metadata["k"] == 1)(doc) is True
