@@ -167,7 +167,7 @@ def measure(path: Path, n_queries: int, n_exact: int, baseline: bool) -> dict:
         emb = EmbeddedIndex(dim=exact.dim)
         ids = list(st.ids)
         for a in range(0, len(ids), 5000):
-            emb.add(exact.get(ids[a: a + 5000]), [_enc(exact, st, i) for i in range(a, min(a + 5000, len(ids)))])
+            emb.add(exact.get(ids[a: a + 5000]), [exact._tokens_at(st, i).encoding() for i in range(a, min(a + 5000, len(ids)))])
         base = []
         for q in enc[:n_exact]:
             t = time.perf_counter()
@@ -187,13 +187,6 @@ def timed_searches(index, queries, k: int = 10) -> tuple[list[float], list[list[
         lat.append(time.perf_counter() - t)
         found.append([h.id for h in hits])
     return lat, found
-
-
-def _enc(index, st, i):
-    from fgr_retriever.model.encoder import TextEncoding
-
-    t = index._tokens_at(st, i)
-    return TextEncoding(vectors=t.vectors, offsets=t.offsets, window_lengths=st.windows[i])
 
 
 def add_thousand(path: Path, size: int) -> dict:

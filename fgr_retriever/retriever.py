@@ -26,7 +26,7 @@ from .index.persistent import PERSISTENT_VERSION, PersistentIndex
 from .index.segments import check_file_name
 from .index.filters import MetadataFilter, compile_document_filter
 from .index.embedded import DOCUMENTS_FILE, VECTORS_FILE
-from .model.encoder import FGRColBERT, QueryEncoding, TextEncoding
+from .model.encoder import FGRColBERT, QueryEncoding
 from .types import Document, SearchResult, Span
 from .validation import check_encodable, check_k, check_query
 
@@ -388,14 +388,7 @@ class FGRRetriever:
             ids = old.index.ids()
             for a in range(0, len(ids), 1024):
                 batch = ids[a: a + 1024]
-                docs = old.index.get(batch)
-                encs = []
-                for doc_id in batch:
-                    t = old.index.tokens(doc_id)
-                    first, count = old.index._slot_windows[old.index._slot_of[doc_id]]
-                    encs.append(TextEncoding(vectors=t.vectors, offsets=t.offsets, relevance_vectors=t.relevance_vectors,
-                                             window_lengths=tuple(old.index._win_len[first: first + count])))
-                index.add(docs, encs)
+                index.add(old.index.get(batch), [old.index.tokens(doc_id).encoding() for doc_id in batch])
             index.close()
             for item in list(target.iterdir()):
                 os.rename(item, tmp / item.name)

@@ -29,11 +29,18 @@ class IndexHit:
 
 @dataclass(frozen=True)
 class StoredTokens:
-    """What highlighting needs of one stored document: its token vectors and character offsets."""
+    """What highlighting needs of one stored document: its token vectors and character offsets
+    (and how its rows split into model windows, so it can be stored elsewhere as it is)."""
 
     vectors: torch.Tensor  # [T, dim]
     offsets: torch.Tensor  # [T, 2] int32, -1 for special tokens
     relevance_vectors: torch.Tensor | None = None
+    window_lengths: tuple[int, ...] = ()  # () for backends that do not record windows: one window
+
+    def encoding(self) -> TextEncoding:
+        """These tokens as a :class:`TextEncoding`: copy a document between indexes without re-encoding."""
+        return TextEncoding(vectors=self.vectors, offsets=self.offsets, relevance_vectors=self.relevance_vectors,
+                            window_lengths=self.window_lengths or (int(self.vectors.shape[0]),))
 
 
 @runtime_checkable

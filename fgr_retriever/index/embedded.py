@@ -269,6 +269,7 @@ class EmbeddedIndex:
             vectors=self._vectors.view()[a:b],
             offsets=self._offsets.view()[a:b],
             relevance_vectors=None if self._relevance is None else self._relevance.view()[a:b],
+            window_lengths=tuple(self._win_len[first: first + count]),
         )
 
     # ------------------------------------------------------------- persistence

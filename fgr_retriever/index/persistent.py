@@ -493,7 +493,7 @@ class PersistentIndex:
         a, b = int(st.row[i]), int(st.row[i] + st.rows[i])
         rel = seg.read("relevance_vectors", a, b) if seg.get("relevance_vectors") is not None else None
         return StoredTokens(vectors=self._vectors_at(st, i), offsets=seg.read("offsets", a, b),
-                            relevance_vectors=rel)
+                            relevance_vectors=rel, window_lengths=st.windows[i])
 
     def _vectors_at(self, st: _State, i: int) -> torch.Tensor:
         seg = st.segments[int(st.segment[i])]
@@ -983,14 +983,12 @@ class PersistentIndex:
         st = self._current()
         copy = EmbeddedIndex(dim=self.dim, relevance_dim=self.relevance_dim,
                              dtype="bfloat16" if self.dtype == "int8" else self.dtype)
-        for batch in chunks(range(len(st.ids)), 2048):
-            docs = self.get([st.ids[i] for i in batch])
-            encs = []
-            for i in batch:
-                t = self._tokens_at(st, i)
-                encs.append(TextEncoding(vectors=t.vectors, offsets=t.offsets, window_lengths=st.windows[i],
-                                         relevance_vectors=t.relevance_vectors))
-            copy.add(docs, encs)
+        with self._read() as conn:  # documents from the same snapshot as the vectors
+            for batch in chunks(range(len(st.ids)), 2048):
+                found = self._documents_by_seq(conn, st.seq[batch])
+                if len(found) < len(batch):
+                    raise IndexStoreError(f"{self.path} was reorganised during save(); try again")
+                copy.add([found[int(st.seq[i])] for i in batch], [self._tokens_at(st, i).encoding() for i in batch])
         return copy.save(directory)
 
     saves_as = "embedded"

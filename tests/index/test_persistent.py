@@ -122,6 +122,18 @@ def test_int8_storage_halves_the_vectors_and_ranks_like_bf16(tmp_path):
     assert [(h.id, h.score) for h in small.search(query(1), 5)] == before
 
 
+def test_stored_windows_survive_copies_between_indexes(tmp_path):
+    from fgr_retriever import EmbeddedIndex
+
+    index = PersistentIndex(tmp_path / "idx", dim=DIM)
+    index.add(docs(["d-1", "d-2"]), [encoding(1, rows=5, windows=(3, 2)), encoding(2)])
+    assert index.tokens("d-1").window_lengths == (3, 2)
+    index.save(tmp_path)  # the portable copy keeps the windows too
+    copy = EmbeddedIndex.load(tmp_path)
+    assert copy.tokens("d-1").window_lengths == (3, 2) and copy.tokens("d-2").window_lengths == (6,)
+    assert copy.tokens("d-1").encoding().window_lengths == (3, 2)
+
+
 def test_bad_writes_change_nothing(tmp_path, monkeypatch):
     path = tmp_path / "idx"
     index = PersistentIndex(path, dim=DIM)
