@@ -72,6 +72,15 @@ _ANN = "ann"
 _SEGMENT_MAX_ROWS = 1 << 21  # merged segments stay ~1.6 GB at 384-d bf16
 
 
+def _try_flock(fd: int) -> bool:
+    """Take the exclusive writer lock without waiting; ``False`` when another holder has it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 class _Stale(Exception):
     """The snapshot a search started from was reorganised underneath it; search again."""
 
@@ -90,8 +99,9 @@ class _State:
     ids: tuple[str, ...]
     position: Mapping[str, int]  # doc id -> position in the arrays
     segments: Mapping[int, Segment]
-    parts: tuple[Any, ...] = ()
+    parts: tuple[Any, ...] = ()  # quantiser parts; empty: search exactly
     covered_upto: int = 0  # entries with seq <= this are in the quantiser parts
+    params: quantiser.AnnParams | None = None  # search settings of the parts (with the caller's overrides)
     plans: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # segment -> exact-scan plan
 
     @property
@@ -254,17 +264,13 @@ class PersistentIndex:
         try:
             # flock conflicts between two descriptors of one process: only the outermost takes it
             if fcntl is not None and self._writer_depth == 1:
-                fd = os.open(self.path / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+                fd = self._open_lock()
                 deadline = time.monotonic() + self.lock_timeout
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if time.monotonic() > deadline:
-                            raise IndexStoreError(f"another process kept writing to {self.path} for "
-                                                  f"{self.lock_timeout:.0f} s") from None
-                        time.sleep(0.01)
+                while not _try_flock(fd):
+                    if time.monotonic() > deadline:
+                        raise IndexStoreError(f"another process kept writing to {self.path} for "
+                                              f"{self.lock_timeout:.0f} s")
+                    time.sleep(0.01)
             yield self._conn()
         finally:
             if fd is not None:
@@ -272,15 +278,16 @@ class PersistentIndex:
             self._writer_depth -= 1
             self._write_guard.release()
 
+    def _open_lock(self) -> int:
+        return os.open(self.path / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+
     def _remove_orphans(self) -> None:
         """Delete files no committed transaction names (killed writes, replaced segments)."""
         if fcntl is None:
             return
-        fd = os.open(self.path / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = self._open_lock()
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not _try_flock(fd):
                 return  # a writer is active: its new files are not orphans yet
             with self._read() as conn:
                 named = {r[0] for r in conn.execute("SELECT file FROM segments")}
@@ -323,12 +330,12 @@ class PersistentIndex:
                 gen, layout = int(meta["generation"]), int(meta["layout"])
                 if st is not None and gen == st.generation and layout == st.layout:
                     return st
-                segments = self._open_segments(conn)
-                parts, covered = self._open_parts(conn, meta)
+                # what every state of this generation shares, whatever the documents
+                shared = {"segments": self._open_segments(conn), **self._open_parts(conn, meta)}
                 if st is None or layout != st.layout:
-                    new = self._full_state(conn, gen, layout, segments, parts, covered)
+                    new = self._full_state(conn, gen, layout, shared)
                 else:
-                    new = self._incremental_state(conn, st, gen, segments, parts, covered)
+                    new = self._incremental_state(conn, st, gen, shared)
             self._state = new
             return new
 
@@ -343,7 +350,8 @@ class PersistentIndex:
         self._segments = opened
         return opened
 
-    def _open_parts(self, conn: sqlite3.Connection, meta: Mapping[str, Any]) -> tuple[tuple[Any, ...], int]:
+    def _open_parts(self, conn: sqlite3.Connection, meta: Mapping[str, Any]) -> dict[str, Any]:
+        """The quantiser parts to search (none when exact), how far they cover, and their settings."""
         rows = conn.execute("SELECT file, last_seq FROM ann_parts ORDER BY id").fetchall()
         if rows and self.approximate is False:
             rows = []  # exact on request: the quantiser files are not even opened
@@ -357,32 +365,34 @@ class PersistentIndex:
             rows = []
         if not rows:
             self._parts = {}
-            return (), 0
+            return {"parts": (), "covered_upto": 0, "params": None}
         opened = {}
         for name, _ in rows:
             opened[name] = self._parts.get(name) or quantiser.read_part(check_file_name(name, self.path / _ANN))
         self._parts = opened
-        return tuple(opened[name] for name, _ in rows), max(last for _, last in rows)
+        at_query = {k: v for k, v in self.ann_overrides.items() if k in ("nprobe", "neighbours", "candidates")}
+        return {"parts": tuple(opened[name] for name, _ in rows), "covered_upto": max(last for _, last in rows),
+                "params": quantiser.AnnParams(**{**meta["ann_params"], **at_query})}
 
     _COLUMNS = "seq, doc_id, segment, row, rows, windows"
 
-    def _full_state(self, conn, gen, layout, segments, parts, covered) -> _State:
+    def _full_state(self, conn, gen, layout, shared) -> _State:
         rows = conn.execute(f"SELECT {self._COLUMNS} FROM entries WHERE deleted_gen IS NULL ORDER BY seq").fetchall()
         empty = _State(generation=gen, layout=layout, seq=np.zeros(0, dtype=np.int64),
                        segment=np.zeros(0, dtype=np.int64), row=np.zeros(0, dtype=np.int64),
                        rows=np.zeros(0, dtype=np.int64), windows=(), ids=(), position={}, segments={})
-        return self._extend(empty, gen, rows, segments, parts, covered, keep=None)
+        return self._extend(empty, gen, rows, shared, keep=None)
 
-    def _incremental_state(self, conn, st: _State, gen, segments, parts, covered) -> _State:
+    def _incremental_state(self, conn, st: _State, gen, shared) -> _State:
         """Catch up from ``st``: only rows added or deleted since its generation are read, and the
         arrays are masked and extended (numpy and C-level copies; no Python loop over the corpus)."""
         added = conn.execute(f"SELECT {self._COLUMNS} FROM entries WHERE added_gen > ? AND deleted_gen IS NULL "
                              "ORDER BY seq", (st.generation,)).fetchall()
         gone = [r[0] for r in conn.execute("SELECT seq FROM entries WHERE deleted_gen > ?", (st.generation,))]
         keep = ~np.isin(st.seq, np.asarray(gone, dtype=np.int64)) if gone else None
-        return self._extend(st, gen, added, segments, parts, covered, keep=keep)
+        return self._extend(st, gen, added, shared, keep=keep)
 
-    def _extend(self, st: _State, gen, added, segments, parts, covered, *, keep: np.ndarray | None) -> _State:
+    def _extend(self, st: _State, gen, added, shared, *, keep: np.ndarray | None) -> _State:
         added = [self._parse(r) for r in added]
         n = len(added)
         new_seq = np.fromiter((r[0] for r in added), dtype=np.int64, count=n)
@@ -390,7 +400,7 @@ class PersistentIndex:
         new_first = np.fromiter((r[3] for r in added), dtype=np.int64, count=n)
         new_count = np.fromiter((r[4] for r in added), dtype=np.int64, count=n)
         for r in added:  # structural checks: a damaged catalogue must not index out of bounds
-            seg = segments.get(r[2])
+            seg = shared["segments"].get(r[2])
             if seg is None or r[3] < 0 or r[3] + r[4] > seg.rows or sum(r[5]) != r[4]:
                 raise IndexCorruptedError(f"{self.path}: entry {r[0]} points outside its segment")
         if keep is None:
@@ -406,7 +416,7 @@ class PersistentIndex:
         seq, seg, first, count = (np.concatenate([a, b]) for a, b in zip(arrays, (new_seq, new_seg, new_first, new_count)))
         return _State(generation=gen, layout=st.layout, seq=seq, segment=seg, row=first,
                       rows=count, windows=windows + tuple(r[5] for r in added), ids=ids + tuple(r[1] for r in added),
-                      position=position, segments=dict(segments), parts=parts, covered_upto=covered)
+                      position=position, **shared)
 
     @staticmethod
     def _parse(r: tuple) -> tuple:
@@ -507,17 +517,6 @@ class PersistentIndex:
         return self._tokens_at(st, st.position[doc_id])
 
     # ------------------------------------------------------------ searching
-    def _use_ann(self, st: _State) -> bool:
-        return bool(st.parts) and self.approximate is not False
-
-    def _params(self) -> quantiser.AnnParams:
-        meta = read_meta(self._conn())
-        stored = meta.get("ann_params") or {}
-        merged = {**stored, **{k: v for k, v in self.ann_overrides.items() if k in ("nprobe", "neighbours", "candidates")}}
-        if not merged:
-            return quantiser.AnnParams.for_tokens(1, self.dim)
-        return quantiser.AnnParams(**merged)
-
     def _segment_plan(self, st: _State, seg_id: int) -> tuple[np.ndarray, np.ndarray]:
         """Window starts covering all rows of a segment, and the entry position owning each window
         (``-1`` for rows of deleted versions), so a segment is scanned without copying it."""
@@ -633,8 +632,8 @@ class PersistentIndex:
         q = query.vectors.detach().to("cpu", self._compute_dtype)
         docs: dict[int, Document] = {}
         with torch.inference_mode(), self._read() as conn:
-            if self._use_ann(st):
-                params = self._params()
+            if st.parts:
+                params = st.params
                 ncand = max(params.candidates, 4 * k)
                 labels, approx = quantiser.candidate_scores(list(st.parts), q.float().numpy(), params)
                 pos = np.searchsorted(st.seq, labels)
@@ -837,7 +836,7 @@ class PersistentIndex:
         template = meta.get("ann_template")
         new_files: list[str] = []
         if template is None or rebuild or st.tokens > 4 * int(meta.get("ann_trained_tokens") or 0):
-            params = quantiser.AnnParams.for_tokens(st.tokens, self.dim, {k: v for k, v in self.ann_overrides.items()})
+            params = quantiser.AnnParams.for_tokens(st.tokens, self.dim, self.ann_overrides)
             sample = self._sample_vectors(st, params.train_tokens)
             index = quantiser.train_template(sample, params)
             template = f"template-{uuid.uuid4().hex}.faiss"
