@@ -135,7 +135,7 @@ class Segment:
             raise IndexCorruptedError(f"{path}: damaged segment header") from None
         base = 8 + header_len
         self._tensors: dict[str, torch.Tensor] = {}
-        self._layout: dict[str, tuple[torch.dtype, list[int], int, int]] = {}
+        self._file_offset: dict[str, int] = {}  # where each tensor's bytes start, for pread
         buffer = memoryview(self._map)
         for name, spec in header.items():
             if name == "__metadata__":
@@ -154,7 +154,7 @@ class Segment:
             flat = torch.frombuffer(buffer, dtype=dtype, count=count, offset=base + start) if count else \
                 torch.empty(0, dtype=dtype)
             self._tensors[name] = flat.view(shape)
-            self._layout[name] = (dtype, shape, base + start, count * width // max(shape[0], 1) if shape else 0)
+            self._file_offset[name] = base + start
         if "vectors" not in self._tensors or "offsets" not in self._tensors:
             raise IndexCorruptedError(f"{path} lacks vectors or offsets")
         self.rows = int(self._tensors["vectors"].shape[0])
@@ -173,13 +173,16 @@ class Segment:
 
     def read(self, name: str, start: int, stop: int) -> torch.Tensor:
         """Rows ``start:stop`` of a tensor, copied into private memory with one ``pread``."""
-        dtype, shape, offset, row_bytes = self._layout[name]
-        n = max(0, min(stop, shape[0]) - start)
+        whole = self._tensors[name]
+        row_shape = whole.shape[1:]
+        n = max(0, min(stop, whole.shape[0]) - start)
+        if not n:
+            return torch.empty([0, *row_shape], dtype=whole.dtype)
+        row_bytes = whole.element_size() * row_shape.numel()
         buf = bytearray(n * row_bytes)
-        if n and os.preadv(self._fd, [buf], offset + start * row_bytes) != len(buf):
+        if os.preadv(self._fd, [buf], self._file_offset[name] + start * row_bytes) != len(buf):
             raise IndexCorruptedError(f"{self.path}: short read (file truncated?)")
-        return torch.frombuffer(buf, dtype=dtype).view([n, *shape[1:]]) if n else \
-            torch.empty([0, *shape[1:]], dtype=dtype)
+        return torch.frombuffer(buf, dtype=whole.dtype).view([n, *row_shape])
 
     def get(self, name: str) -> torch.Tensor | None:
         return self._tensors.get(name)
