@@ -98,21 +98,20 @@ def cmd_index(args: argparse.Namespace) -> int:
     if exists and not (args.append or args.overwrite):
         raise InvalidInputError(f"{out} already exists; pass --append to add to it or --overwrite to replace it")
     if args.append and exists:
-        # written in place, batch by batch: each batch is durable when it is added, and readers
-        # (a running `serve`) keep searching meanwhile
+        # written in place, in one transaction: readers (a running `serve`) keep searching meanwhile
         retriever = common.open_index(out, args, writable=True)
         added = _add(retriever, args, report)
+        total = len(retriever)
     else:
         # a new index is built aside and swapped in whole: an interrupted run leaves no half index
         with atomic_directory(out, marker="index.json") as tmp:
             retriever = FGRRetriever.open(tmp, model=common.load_model(args.model, args.device),
                                           storage_dtype=args.storage_dtype)
             added = _add(retriever, args, report)
+            total = len(retriever)
             retriever.close()
-        retriever = FGRRetriever.open(out, model=retriever.model, create=False)
-    docs_added, total = added, len(retriever)
-    what = f"{docs_added} documents" if docs_added == len(report.documents) else \
-        f"{docs_added} passages from {len(report.documents)} documents"
+    what = f"{added} documents" if added == len(report.documents) else \
+        f"{added} passages from {len(report.documents)} documents"
     print(f"indexed {what}; {out} now holds {total}")
     return 0
 
