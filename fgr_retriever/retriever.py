@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import uuid
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -360,7 +359,6 @@ class FGRRetriever:
         path = Path(path)
         recover_directory(path, marker=MANIFEST)  # a save() or conversion killed between its renames
         options = {"approximate": approximate, "ann": ann, **dict(index_options or {})}
-        manifest = None
         if (path / MANIFEST).exists():
             manifest = cls.read_manifest(path)
             model = cls._recorded_model(manifest, model, allow_download, path)
@@ -381,18 +379,14 @@ class FGRRetriever:
     def _migrate(cls, path: Path, model: FGRColBERT, options: Mapping[str, Any]) -> None:
         """Convert a portable (version 1) index directory into a persistent one, atomically."""
         old = cls.load(path, model=model)
-        with atomic_directory(path, marker=MANIFEST) as tmp:
-            target = tmp / "index"
-            index = PersistentIndex(target, dim=old.index.dim, relevance_dim=old.index.relevance_dim,
+        with atomic_directory(path, marker=MANIFEST) as tmp:  # tmp is empty: the new index is created in it
+            index = PersistentIndex(tmp, dim=old.index.dim, relevance_dim=old.index.relevance_dim,
                                     dtype=old.index.dtype, model=cls._model_record(old.model), **options)
             ids = old.index.ids()
             for a in range(0, len(ids), 1024):
                 batch = ids[a: a + 1024]
                 index.add(old.index.get(batch), [old.index.tokens(doc_id).encoding() for doc_id in batch])
             index.close()
-            for item in list(target.iterdir()):
-                os.rename(item, tmp / item.name)
-            target.rmdir()
 
     def optimize(self, **kwargs: Any) -> None:
         """Compact a persistent index and update its quantiser (see :meth:`PersistentIndex.optimize`)."""
@@ -419,9 +413,10 @@ class FGRRetriever:
         place, as :meth:`open` does, so later changes are written to it).
 
         Without ``model``, the recorded model is loaded (the bundled default when none was
-        recorded); a recorded hub id is only downloaded with ``allow_download=True``. A model whose fingerprint differs from the one that built the index raises
-        :class:`ModelMismatchError`: its vectors would not be comparable. ``verify`` checks the
-        files' SHA-256 sums against the manifest (detects truncated or altered files).
+        recorded); a recorded hub id is only downloaded with ``allow_download=True``. A model whose
+        fingerprint differs from the one that built the index raises :class:`ModelMismatchError`:
+        its vectors would not be comparable. ``verify`` checks the files' SHA-256 sums against the
+        manifest (detects truncated or altered files).
         """
         path = Path(path)
         manifest = cls.read_manifest(path)
