@@ -29,6 +29,7 @@ generator (LLM), from the environment:
   FGR_CHAT_BASE_URL   an OpenAI-compatible server (vLLM, llama.cpp, Ollama, LM Studio ...);
                       OPENAI_BASE_URL is used when this is not set
   FGR_CHAT_API_KEY    its key; OPENAI_API_KEY is used when this is not set
+  FGR_CHAT_MAX_TOKENS the longest answer, in tokens (default: the server's limit)
 With no FGR_CHAT_MODEL the bot still runs: it answers extractively, quoting the best evidence."""
 
 
@@ -58,7 +59,17 @@ def llm_settings() -> dict[str, str | None]:
     """The generator configured in the environment (``model`` is None when there is none)."""
     return {"model": os.environ.get("FGR_CHAT_MODEL") or None,
             "base_url": os.environ.get("FGR_CHAT_BASE_URL") or os.environ.get("OPENAI_BASE_URL") or None,
-            "api_key": os.environ.get("FGR_CHAT_API_KEY") or os.environ.get("OPENAI_API_KEY") or None}
+            "api_key": os.environ.get("FGR_CHAT_API_KEY") or os.environ.get("OPENAI_API_KEY") or None,
+            "max_tokens": _positive_int("FGR_CHAT_MAX_TOKENS")}
+
+
+def _positive_int(name: str) -> int | None:
+    raw = os.environ.get(name)
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"error: {name} must be a positive whole number, got {raw!r}")
+    return int(raw)
 
 
 def parser(description: str) -> argparse.ArgumentParser:

@@ -57,7 +57,8 @@ def generator_from_environment() -> Any | None:
     # local servers need no key, but the client insists on one
     key = Secret.from_token(settings["api_key"] or "not-needed")
     return OpenAIChatGenerator(model=settings["model"].split(":", 1)[-1], api_base_url=settings["base_url"],
-                               api_key=key, generation_kwargs={"temperature": 0.0})
+                               api_key=key, generation_kwargs={"temperature": 0.0, **(
+                                   {"max_tokens": settings["max_tokens"]} if settings["max_tokens"] else {})})
 
 
 def build_pipeline(store: FGRColBERTDocumentStore, generator: Any | None, *, k: int, max_tokens: int) -> Pipeline:

@@ -47,8 +47,10 @@ def chat_model_from_environment() -> Any | None:
 
     if settings["base_url"] or ":" not in settings["model"]:
         # an OpenAI-compatible server, or OpenAI itself (needs langchain-openai)
-        return openai_compatible(settings["base_url"], settings["model"], settings["api_key"], temperature=0.0)
-    return chat_model_from_spec(settings["model"], temperature=0.0)  # provider:model (needs langchain)
+        limit = {"max_tokens": settings["max_tokens"]} if settings["max_tokens"] else {}
+        return openai_compatible(settings["base_url"], settings["model"], settings["api_key"], temperature=0.0, **limit)
+    limit = {"max_tokens": settings["max_tokens"]} if settings["max_tokens"] else {}
+    return chat_model_from_spec(settings["model"], temperature=0.0, **limit)  # provider:model (needs langchain)
 
 
 def build_chain(retriever: FGRColBERTRetriever, llm: Any | None, *, max_tokens: int) -> Runnable:

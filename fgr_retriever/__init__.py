@@ -30,6 +30,7 @@ from .types import Document, SearchResult, Span, TokenScore
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
     from .evidence.extractive import ExtractiveAnswer, extractive_answer
     from .evidence.metadata import (
+        ANSWER_SPANS_KEY,
         EVIDENCE_SPANS_KEY,
         FULL_TEXT_KEY,
         RELEVANCE_SCORE_KEY,
@@ -56,7 +57,7 @@ _LAZY = {
     "compile_filter": "index.filters",
     "evidence_text": "evidence.text",
     **dict.fromkeys(("render_ansi", "render_html", "render_markdown"), "evidence.rendering"),
-    **dict.fromkeys(("RELEVANCE_SCORE_KEY", "EVIDENCE_SPANS_KEY", "FULL_TEXT_KEY", "evidence_fields",
+    **dict.fromkeys(("RELEVANCE_SCORE_KEY", "EVIDENCE_SPANS_KEY", "ANSWER_SPANS_KEY", "FULL_TEXT_KEY", "evidence_fields",
                      "spans_from_metadata", "full_text_of"), "evidence.metadata"),
     **dict.fromkeys(("EvidenceSource", "EvidenceContext", "Citation", "build_context", "build_prompt"),
                     "evidence.prompting"),
@@ -105,6 +106,7 @@ __all__ = [
     # evidence metadata schema (shared by the LangChain and Haystack integrations)
     "RELEVANCE_SCORE_KEY",
     "EVIDENCE_SPANS_KEY",
+    "ANSWER_SPANS_KEY",
     "FULL_TEXT_KEY",
     "evidence_fields",
     "spans_from_metadata",

@@ -184,11 +184,21 @@ class FGRRetriever:
         return self.index.get(list(ids))
 
     # ------------------------------------------------------------------ search
-    def _result(self, doc: Document, score: float, rank: int, spans: list[Span]) -> SearchResult:
+    def _result(self, doc: Document, score: float, rank: int, spans: list[Span],
+                answers: list[Span] | None = None) -> SearchResult:
         evidence = evidence_text(doc.text, spans, context_words=self.context_words,
                                  max_tokens=self.evidence_max_tokens) if spans else ""
         return SearchResult(id=doc.id, text=doc.text, score=score, rank=rank, metadata=copy.deepcopy(dict(doc.metadata)),
-                            spans=tuple(spans), evidence=evidence)
+                            spans=tuple(spans), evidence=evidence, answers=tuple(answers or ()))
+
+    def _evidence(self, q: QueryEncoding, text: str, vectors, offsets, relevance_vectors, threshold: float,
+                  unit: str) -> tuple[list[Span], list[Span]]:
+        """Both highlight tiers of one hit: evidence spans, and the answer inside each (sentence
+        and clause evidence only: a word span is already as narrow as an answer)."""
+        spans = self.model.spans_from_vectors(q, text, vectors, offsets, relevance_vectors, threshold=threshold,
+                                              unit=unit)
+        answers = self.model.answer_spans(q, text, vectors, offsets, spans) if unit != "word" else []
+        return spans, answers
 
     def _search_encoded(self, q: QueryEncoding, k: int, filter: MetadataFilter | None, highlight: bool,
                         threshold: float | None, unit: str | None = None) -> list[SearchResult]:
@@ -200,11 +210,12 @@ class FGRRetriever:
         results = []
         for rank, (hit, doc) in enumerate(zip(hits, docs), 1):
             spans: list[Span] = []
+            answers: list[Span] = []
             if highlight:
                 toks = hit.tokens if hit.tokens is not None else self.index.tokens(hit.id)
-                spans = self.model.spans_from_vectors(q, doc.text, toks.vectors, toks.offsets,
-                                                      toks.relevance_vectors, threshold=threshold, unit=unit)
-            results.append(self._result(doc, hit.score, rank, spans))
+                spans, answers = self._evidence(q, doc.text, toks.vectors, toks.offsets, toks.relevance_vectors,
+                                                threshold, unit)
+            results.append(self._result(doc, hit.score, rank, spans, answers))
         return results
 
     def search(self, query: str, *, k: int = 10, filter: MetadataFilter | None = None, highlight: bool = True,
@@ -260,9 +271,9 @@ class FGRRetriever:
         results = []
         for rank, i in enumerate(order, 1):
             enc = encodings[i]
-            spans = self.model.spans_from_vectors(q, docs[i].text, enc.vectors, enc.offsets, enc.relevance_vectors,
-                                                  threshold=threshold, unit=unit) if highlight else []
-            results.append(self._result(docs[i], scores[i], rank, spans))
+            spans, answers = self._evidence(q, docs[i].text, enc.vectors, enc.offsets, enc.relevance_vectors,
+                                            threshold, unit) if highlight else ([], [])
+            results.append(self._result(docs[i], scores[i], rank, spans, answers))
         return results
 
     # ------------------------------------------------------------- persistence

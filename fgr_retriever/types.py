@@ -66,7 +66,9 @@ class SearchResult:
     ``score`` is the ColBERT MaxSim score (sum over query tokens of the best cosine), so it is
     comparable between documents of one query, not between queries. ``spans`` is empty when
     highlighting was switched off or nothing crossed the threshold; ``evidence`` is the compact
-    evidence string built from ``spans`` (empty when there are none).
+    evidence string built from ``spans`` (empty when there are none). ``answers`` is the second,
+    narrower tier: the answer inside each evidence span (``0.9 kg`` inside ``Weight: 0.9 kg.``),
+    empty when the model has no answer head or is not sure; each lies within one of ``spans``.
     """
 
     id: str
@@ -76,6 +78,7 @@ class SearchResult:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     spans: tuple[Span, ...] = ()
     evidence: str = ""
+    answers: tuple[Span, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +89,7 @@ class SearchResult:
             "metadata": dict(self.metadata),
             "spans": [s.to_dict() for s in self.spans],
             "evidence": self.evidence,
+            "answers": [s.to_dict() for s in self.answers],
         }
 
     @classmethod
@@ -99,4 +103,5 @@ class SearchResult:
             metadata=dict(data.get("metadata") or {}),
             spans=tuple(Span.from_dict(s) for s in data.get("spans") or ()),
             evidence=str(data.get("evidence") or ""),
+            answers=tuple(Span.from_dict(s) for s in data.get("answers") or ()),
         )

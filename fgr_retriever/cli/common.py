@@ -43,25 +43,41 @@ def use_color(args: argparse.Namespace) -> bool:
     return sys.stdout.isatty()
 
 
-def mark(text: str, spans: Sequence[Span], color: bool) -> str:
+def mark(text: str, spans: Sequence[Span], color: bool, answers: Sequence[Span] = ()) -> str:
+    """``text`` with the evidence marked (colour in a terminal, ``[[…]]`` otherwise) and the
+    answers inside it marked again (``{{…}}`` when plain)."""
     if color:
-        return render_ansi(text, spans)
+        return render_ansi(text, spans, answers=answers)
     out, pos = [], 0
     for s in sorted(spans, key=lambda s: s.start):
-        out += [text[pos:s.start], "[[", text[s.start:s.end], "]]"]
+        if s.start < pos:
+            continue
+        out += [text[pos:s.start], "[["]
+        inner = s.start
+        for a in sorted(answers, key=lambda a: a.start):
+            if a.start >= inner and a.end <= s.end:
+                out += [text[inner:a.start], "{{", text[a.start:a.end], "}}"]
+                inner = a.end
+        out += [text[inner:s.end], "]]"]
         pos = s.end
     return "".join(out + [text[pos:]])
 
 
-def marked_snippet(text: str, spans: Sequence[Span], color: bool, *, context_words: int = 12) -> str:
+def _clip(spans: Sequence[Span], a: int, b: int, text: str) -> list[Span]:
+    return [replace(sp, start=max(sp.start, a) - a, end=min(sp.end, b) - a, text=text[max(sp.start, a):min(sp.end, b)])
+            for sp in spans if sp.start < b and sp.end > a]
+
+
+def marked_snippet(text: str, spans: Sequence[Span], color: bool, *, context_words: int = 12,
+                   answers: Sequence[Span] = ()) -> str:
     """The evidence in its context: each span with ``context_words`` words around it, marked
-    (colour in a terminal, ``[[…]]`` otherwise), pieces joined by ``…``, whitespace collapsed."""
+    (colour in a terminal, ``[[…]]`` otherwise; answers inside marked again), pieces joined by
+    ``…``, whitespace collapsed."""
     windows = context_windows(text, [(sp.start, sp.end) for sp in spans], context_words)
     parts = []
     for a, b in windows:
-        inside = [replace(sp, start=max(sp.start, a) - a, end=min(sp.end, b) - a,
-                          text=text[max(sp.start, a):min(sp.end, b)]) for sp in spans if sp.start < b and sp.end > a]
-        parts.append(_SPACE.sub(" ", mark(text[a:b], inside, color)).strip())
+        parts.append(_SPACE.sub(" ", mark(text[a:b], _clip(spans, a, b, text), color,
+                                          _clip(answers, a, b, text))).strip())
     out = " … ".join(parts)
     if windows and text[:windows[0][0]].strip():
         out = "… " + out
@@ -78,9 +94,11 @@ def print_results(results: list[SearchResult], *, color: bool, full_text: bool) 
         head = f"  {r.rank}. {r.id}" + (f" — {title}" if title else "") + f"  (score {r.score:.2f})"
         print(head)
         if full_text:
-            print("     " + mark(r.text, r.spans, color).replace("\n", "\n     "))
+            print("     " + mark(r.text, r.spans, color, r.answers).replace("\n", "\n     "))
         elif r.spans:
-            print(f"     evidence: {marked_snippet(r.text, r.spans, color)}")
+            print(f"     evidence: {marked_snippet(r.text, r.spans, color, answers=r.answers)}")
+        if r.answers:
+            print(f"     answer: {' | '.join(a.text for a in r.answers)}")
         if full_text and r.evidence:
             print(f"     evidence: {r.evidence}")
         elif r.spans == () and not r.evidence:

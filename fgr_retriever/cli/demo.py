@@ -51,7 +51,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     docs = read_documents([kb])
     retriever.add_documents(docs)
     print(f"Indexed {len(retriever)} documents from {kb.name}.\n")
-    hits = answered = 0
+    hits = answered = marked = 0
     for item in questions:
         q = item["question"]
         results = retriever.search(q, k=args.k)
@@ -64,12 +64,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if item.get("answer"):
             found = bool(results) and answer_in_spans(results[0].text, results[0].spans, item["answer"])
             answered += found
-            print(f"  answer {item['answer']!r}: {'highlighted ✓' if found else 'not in the highlighted evidence'}")
+            exact = found and answer_in_spans(results[0].text, results[0].answers, item["answer"])
+            marked += exact
+            where = "highlighted, marked as the answer ✓" if exact else "highlighted ✓" if found else \
+                "not in the highlighted evidence"
+            print(f"  answer {item['answer']!r}: {where}")
         print()
     expected = sum(1 for i in questions if i.get("expected_id"))
     if expected:
         print(f"{hits}/{expected} questions answered by the expected document at rank 1.")
     with_answer = sum(1 for i in questions if i.get("answer"))
     if with_answer:
-        print(f"{answered}/{with_answer} answers inside the top document's highlighted evidence.")
+        print(f"{answered}/{with_answer} answers inside the top document's highlighted evidence, "
+              f"{marked} of them inside the marked answer.")
     return 0

@@ -210,9 +210,9 @@ def _render_results(results, fmt: str) -> str:
         head = f"{r.rank}. {r.id}" + (f" — {title}" if title else "") + f" (score {r.score:.2f})"
         if fmt == "html":
             out.append(f'<article id="{escape(r.id, quote=True)}">\n<h3>{escape(head)}</h3>\n'
-                       f"<p>{render_html(r.text, r.spans)}</p>\n</article>")
+                       f"<p>{render_html(r.text, r.spans, answers=r.answers)}</p>\n</article>")
         else:
-            out.append(f"### {render_markdown(head, [])}\n\n{render_markdown(r.text, r.spans)}\n")
+            out.append(f"### {render_markdown(head, [])}\n\n{render_markdown(r.text, r.spans, answers=r.answers)}\n")
     return "\n".join(out) if out else ("<p>No results.</p>" if fmt == "html" else "No results.")
 
 
@@ -229,16 +229,17 @@ def cmd_highlight(args: argparse.Namespace) -> int:
     else:
         text = source
     model = common.load_model(args.model, args.device)
-    spans = model.highlight(args.query, text, threshold=args.threshold, unit=args.unit)
+    spans, answers = model.highlight_with_answers(args.query, text, threshold=args.threshold, unit=args.unit)
     if args.json:
         unit, threshold = model.resolve_evidence(args.unit, args.threshold)
         json.dump({"query": args.query, "unit": unit, "threshold": threshold,
-                   "spans": [s.to_dict() for s in spans]}, sys.stdout, ensure_ascii=False, indent=2)
+                   "spans": [s.to_dict() for s in spans], "answers": [a.to_dict() for a in answers]},
+                  sys.stdout, ensure_ascii=False, indent=2)
         print()
     elif args.format == "html":
-        print(render_html(text, spans))
+        print(render_html(text, spans, answers=answers))
     elif args.format == "markdown":
-        print(render_markdown(text, spans))
+        print(render_markdown(text, spans, answers=answers))
     else:
-        print(common.mark(text, spans, common.use_color(args)))
+        print(common.mark(text, spans, common.use_color(args), answers))
     return 0

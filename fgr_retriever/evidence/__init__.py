@@ -4,7 +4,7 @@ Owns: the fine-grained relevance head (``head``); decoding token scores into wor
 (``word_decoding``) and into whole sentences or clauses (``sentences`` segments text,
 ``sentence_decoding`` scores and selects); evidence strings (``text``); rendering for terminals,
 HTML and Markdown (``rendering``); evidence-trimmed prompts (``prompting``); the extractive
-answerer (``extractive``); the metadata schema the integrations share (``metadata``).
+answerer (``extractive``); the answer tier inside the evidence (``answer``); the metadata schema the integrations share (``metadata``).
 
 May import: the foundation modules (``errors``, ``types``, ``validation``) and torch/numpy. It
 never imports ``model``, ``index`` or ``retriever``: decoders work on arrays and offsets, so
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from .extractive import ExtractiveAnswer, extractive_answer
 from .metadata import (
+    ANSWER_SPANS_KEY,
     EVIDENCE_SPANS_KEY,
     FULL_TEXT_KEY,
     RELEVANCE_SCORE_KEY,
@@ -42,6 +43,7 @@ __all__ = [
     "extractive_answer",
     "RELEVANCE_SCORE_KEY",
     "EVIDENCE_SPANS_KEY",
+    "ANSWER_SPANS_KEY",
     "FULL_TEXT_KEY",
     "evidence_fields",
     "spans_from_metadata",

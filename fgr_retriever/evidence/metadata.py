@@ -5,6 +5,8 @@ A retrieved (or re-ranked) document carries, in its metadata:
 - ``relevance_score`` (float): the ColBERT MaxSim score of the document for the query;
 - ``evidence_spans`` (list of ``{"start", "end", "text", "score"}``): the highlighted spans, as
   character offsets into the document's **full** text;
+- ``answer_spans`` (same shape): the answer inside the evidence spans (the second highlight
+  tier; an empty list when the model marked none);
 - ``full_text`` (str): only when the document's text was replaced by its evidence
   (``evidence_only=True``), the untrimmed text the offsets refer to.
 
@@ -34,6 +36,7 @@ from ..types import SearchResult, Span
 __all__ = [
     "RELEVANCE_SCORE_KEY",
     "EVIDENCE_SPANS_KEY",
+    "ANSWER_SPANS_KEY",
     "FULL_TEXT_KEY",
     "EVIDENCE_KEYS",
     "evidence_fields",
@@ -44,8 +47,9 @@ __all__ = [
 
 RELEVANCE_SCORE_KEY = "relevance_score"
 EVIDENCE_SPANS_KEY = "evidence_spans"
+ANSWER_SPANS_KEY = "answer_spans"
 FULL_TEXT_KEY = "full_text"
-EVIDENCE_KEYS = (RELEVANCE_SCORE_KEY, EVIDENCE_SPANS_KEY, FULL_TEXT_KEY)
+EVIDENCE_KEYS = (RELEVANCE_SCORE_KEY, EVIDENCE_SPANS_KEY, ANSWER_SPANS_KEY, FULL_TEXT_KEY)
 
 
 def evidence_fields(result: SearchResult, *, evidence_only: bool = False) -> tuple[str, dict[str, Any]]:
@@ -59,6 +63,7 @@ def evidence_fields(result: SearchResult, *, evidence_only: bool = False) -> tup
     meta: dict[str, Any] = {
         RELEVANCE_SCORE_KEY: score if math.isfinite(score) else None,
         EVIDENCE_SPANS_KEY: [span.to_dict() for span in result.spans],
+        ANSWER_SPANS_KEY: [span.to_dict() for span in result.answers],
     }
     text = result.text
     if evidence_only and result.evidence:
@@ -73,18 +78,20 @@ def full_text_of(text: str, metadata: Mapping[str, Any]) -> str:
     return full if isinstance(full, str) else text
 
 
-def spans_from_metadata(metadata: Mapping[str, Any], *, text: str | None = None) -> list[Span]:
-    """Read ``evidence_spans`` back as :class:`Span` objects (``[]`` when there are none).
+def spans_from_metadata(metadata: Mapping[str, Any], *, text: str | None = None,
+                        key: str = EVIDENCE_SPANS_KEY) -> list[Span]:
+    """Read ``evidence_spans`` (or ``key``, e.g. ``answer_spans``) back as :class:`Span` objects
+    (``[]`` when there are none).
 
     With ``text`` (the full text), every span is checked against it, so metadata that was edited
     or attached to the wrong document raises :class:`InvalidInputError` instead of pointing at
     the wrong words.
     """
-    raw = metadata.get(EVIDENCE_SPANS_KEY)
+    raw = metadata.get(key)
     if raw is None:
         return []
     if not isinstance(raw, (list, tuple)):
-        raise InvalidInputError(f"{EVIDENCE_SPANS_KEY} must be a list, got {type(raw).__name__}")
+        raise InvalidInputError(f"{key} must be a list, got {type(raw).__name__}")
     spans = []
     for i, item in enumerate(raw):
         if isinstance(item, Span):
@@ -93,12 +100,12 @@ def spans_from_metadata(metadata: Mapping[str, Any], *, text: str | None = None)
             try:
                 span = Span.from_dict(item)
             except (KeyError, TypeError, ValueError) as exc:
-                raise InvalidInputError(f"{EVIDENCE_SPANS_KEY}[{i}] is not a span ({exc!r})") from None
+                raise InvalidInputError(f"{key}[{i}] is not a span ({exc!r})") from None
         else:
-            raise InvalidInputError(f"{EVIDENCE_SPANS_KEY}[{i}] must be a mapping, got {type(item).__name__}")
+            raise InvalidInputError(f"{key}[{i}] must be a mapping, got {type(item).__name__}")
         if text is not None and not (0 <= span.start < span.end <= len(text)
                                      and text[span.start:span.end] == span.text):
-            raise InvalidInputError(f"{EVIDENCE_SPANS_KEY}[{i}] ({span.start}:{span.end} {span.text!r}) "
+            raise InvalidInputError(f"{key}[{i}] ({span.start}:{span.end} {span.text!r}) "
                                     f"does not match the document text")
         spans.append(span)
     return spans

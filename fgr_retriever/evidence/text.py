@@ -42,7 +42,7 @@ def _unit_end(text: str, pos: int) -> int | None:
     return None
 
 
-def _with_units(text: str, start: int, end: int) -> tuple[int, int]:
+def widen_to_units(text: str, start: int, end: int) -> tuple[int, int]:
     """``[start, end)`` widened to the unit of a number at its end, or the currency before a
     number at its start, when that word sits on the same line."""
     inside = _WORD.findall(text, start, end)
@@ -150,7 +150,7 @@ def evidence_text(text: str, spans: Sequence[Span], *, context_words: int = 0, m
     for span in sorted(spans, key=lambda s: s.start):
         if not 0 <= span.start < span.end <= len(text):
             raise InvalidInputError(f"span {span.start}:{span.end} is outside the text (length {len(text)})")
-        core = _with_units(text, span.start, span.end)
+        core = widen_to_units(text, span.start, span.end)
         # context is counted from the span itself, so a unit it gained does not cost a context word
         start, end = _widen(words, span.start, span.end, context_words)
         start, end = min(start, core[0]), max(end, core[1])

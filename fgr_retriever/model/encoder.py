@@ -16,6 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import InvalidInputError
+from ..evidence.answer import AnswerHead, run_head
 from ..evidence.head import RelevanceHead
 from ..evidence.sentence_decoding import calibrated, select_units, text_units, unit_scores, unit_spans
 from ..evidence.word_decoding import WordPooling, check_pooling, combine_windows, spans_from_tokens, token_scores
@@ -90,6 +91,8 @@ class FGRColBERT(nn.Module):
         self.relevance = RelevanceHead(
             mode=config.relevance_mode, scale=config.relevance_scale, bias=config.relevance_bias,
             hidden_size=hidden, dim=config.dim, relevance_dim=config.relevance_dim)
+        # the answer tier (evidence/answer.py): optional, trained separately on the stored vectors
+        self.answer_head: AnswerHead | None = None
         self.name_or_path = name_or_path
         self.precision = precision
         self._fingerprint: tuple[int, str] | None = None
@@ -145,8 +148,8 @@ class FGRColBERT(nn.Module):
                 cfg.pop(key)  # evidence decoding and query settings change spans and queries, not stored vectors
             h.update(json.dumps(cfg, sort_keys=True).encode())
             for name, tensor in sorted(self.state_dict().items()):
-                if name.startswith("relevance.") or ".pooler." in f".{name}":
-                    # the head does not change stored vectors, and neither does BERT's pooler
+                if name.startswith(("relevance.", "answer_head.")) or ".pooler." in f".{name}":
+                    # the heads do not change stored vectors, and neither does BERT's pooler
                     # (which transformers initialises randomly when a checkpoint has none)
                     continue
                 h.update(name.encode())
@@ -332,6 +335,16 @@ class FGRColBERT(nn.Module):
         chosen = select_units(probs, threshold=threshold, ratio=self.config.sentence_ratio)
         return unit_spans(text, units, probs, chosen)
 
+    def answer_spans(self, query: QueryEncoding, text: str, vectors: torch.Tensor, offsets: torch.Tensor,
+                     evidence: Sequence[Span], *, threshold: float | None = None) -> list[Span]:
+        """The answer inside each evidence span (the second highlight tier), from the same stored
+        vectors; at most one per span, none where the head is unsure or the model has no answer
+        head (see :mod:`fgr_retriever.evidence.answer`)."""
+        if self.answer_head is None or not evidence:
+            return []
+        return run_head(self.answer_head, text, evidence, vectors.cpu(), offsets.cpu().numpy(), query.vectors.cpu(),
+                        query.relevance_mask.cpu(), threshold=check_threshold(threshold))
+
     def resolve_evidence(self, unit: str | None, threshold: float | None) -> tuple[str, float]:
         """``(unit, threshold)`` with the model's defaults filled in; bad values raise
         :class:`InvalidInputError`."""
@@ -399,6 +412,31 @@ class FGRColBERT(nn.Module):
                 out[i] = self.spans_from_vectors(q, texts[i], enc.vectors, enc.offsets, enc.relevance_vectors,
                                                  threshold=threshold, pooling=pooling, unit=unit)
         return out[0] if single else out
+
+    def highlight_with_answers(self, query: str, text: str, *, threshold: float | None = None,
+                               unit: str | None = None) -> tuple[list[Span], list[Span]]:
+        """Both highlight tiers of one text: the evidence spans (as :meth:`highlight`) and the
+        answer inside each (:meth:`answer_spans`; empty without an answer head or for
+        ``unit="word"``), from one encoding.
+
+        >>> model = FGRColBERT.from_pretrained()
+        >>> spans, answers = model.highlight_with_answers("How heavy is it?", "Colour: black. Weight: 0.9 kg.")
+        >>> [a.text for a in answers]
+        ['0.9 kg']
+        """
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInputError("query must be a non-empty string")
+        if not isinstance(text, str):
+            raise InvalidInputError(f"text must be str, got {type(text).__name__}")
+        unit, threshold = self.resolve_evidence(unit, threshold)
+        if not text.strip():
+            return [], []
+        q = self.encode_queries(query)[0]
+        enc = self.encode_documents(text)[0]
+        spans = self.spans_from_vectors(q, text, enc.vectors, enc.offsets, enc.relevance_vectors,
+                                        threshold=threshold, unit=unit)
+        answers = self.answer_spans(q, text, enc.vectors, enc.offsets, spans) if unit != "word" else []
+        return spans, answers
 
     def _check_threshold(self, threshold: float | None) -> float:
         checked = check_threshold(threshold)

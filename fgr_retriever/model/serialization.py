@@ -7,6 +7,7 @@ Our own directory layout doubles as a sentence-transformers / PyLate model::
     modules.json, 1_Dense/             Transformer -> Dense(dim, no bias): PyLate's ColBERT layout
     config_sentence_transformers.json  PyLate's query/document prefixes and lengths
     fgr_config.json, fgr_head.safetensors   what only fgr-retriever reads: FGRConfig and the head
+    answer_head.safetensors            optional: the answer tier's head (evidence/answer.py)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from .._io import atomic_directory, read_json, sha256_file
 from ..errors import InvalidInputError, ModelLoadError
+from ..evidence.answer import ANSWER_HEAD_FILE, AnswerHead
 from .config import FGRConfig
 
 if TYPE_CHECKING:
@@ -144,7 +146,19 @@ def _load_fgr(model_cls: type[FGRColBERT], path: Path, name: str | None, trust_r
     if "linear.weight" not in dense:
         raise ModelLoadError(f"{path / '1_Dense' / 'model.safetensors'} has no 'linear.weight'")
     head = _tensors(path / _FGR_HEAD)
-    return _build(model_cls, encoder, tokenizer, config, name, dense["linear.weight"], head)
+    model = _build(model_cls, encoder, tokenizer, config, name, dense["linear.weight"], head)
+    if (path / ANSWER_HEAD_FILE).exists():
+        model.answer_head = _answer_head(path / ANSWER_HEAD_FILE, config)
+    return model
+
+
+def _answer_head(path: Path, config: FGRConfig, sha256: str | None = None) -> AnswerHead:
+    if sha256 is not None and sha256_file(path) != sha256:
+        raise ModelLoadError(f"{path} does not match the checksum recorded for it; reinstall fgr-retriever")
+    head = AnswerHead.load(path)
+    if head.settings["dim"] != config.dim:
+        raise ModelLoadError(f"{path} reads {head.settings['dim']}-d vectors, the model stores {config.dim}-d")
+    return head
 
 
 def _load_stanford(model_cls: type[FGRColBERT], path: Path, name: str | None, trust_remote_code: bool,
@@ -266,6 +280,9 @@ def _load_default(model_cls: type[FGRColBERT], overrides) -> FGRColBERT:
 
         info = spec["delta"]
         apply_delta(model, read_delta(DEFAULT_MODEL_DIR / info["file"], sha256=info["sha256"]))
+    if spec.get("answer_head"):
+        info = spec["answer_head"]
+        model.answer_head = _answer_head(DEFAULT_MODEL_DIR / info["file"], model.config, info["sha256"])
     return model
 
 
@@ -339,6 +356,8 @@ def save_model(model: FGRColBERT, path: Path) -> Path:
         })
         head = {k: v.detach().cpu().contiguous() for k, v in model.relevance.state_dict().items()}
         save_file(head, str(tmp / _FGR_HEAD))
+        if model.answer_head is not None:
+            model.answer_head.save(tmp / ANSWER_HEAD_FILE)
         _write_json(tmp / _FGR_CONFIG, cfg.to_dict())
     return path
 

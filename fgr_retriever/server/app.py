@@ -5,9 +5,11 @@ The model and the index load once, when the app is created; every request then c
 
 ``GET /search``
     ``q``, ``k``, ``unit``, ``threshold`` and ``filter`` (a metadata filter as JSON). Returns
-    the hits with their spans, evidence string and the text rendered as HTML with ``<mark>``.
+    the hits with their spans (evidence sentences), answers (the answer inside them, when the
+    model has an answer head), evidence string and the text rendered as HTML with ``<mark>``
+    (answers as a nested ``<mark class="answer">``).
 ``POST /highlight``
-    ``{"query", "text", "unit"?, "threshold"?}``: evidence spans of any text.
+    ``{"query", "text", "unit"?, "threshold"?}``: evidence spans and answers of any text.
 ``GET /documents/{id}``
     one stored document.
 ``GET /``
@@ -67,7 +69,7 @@ def create_app(retriever: "FGRRetriever", *, title: str = "fgr-retriever"):
         return JSONResponse(status_code=status, content={"detail": str(exc)})
 
     def hit(r) -> dict[str, Any]:
-        return {**r.to_dict(), "html": render_html(r.text, r.spans)}
+        return {**r.to_dict(), "html": render_html(r.text, r.spans, answers=r.answers)}
 
     @app.get("/search", summary="Search with evidence")
     def search(q: str, k: int = 10, unit: str | None = None, threshold: float | None = None,
@@ -82,10 +84,12 @@ def create_app(retriever: "FGRRetriever", *, title: str = "fgr-retriever"):
     @app.post("/highlight", summary="Evidence spans of any text")
     def highlight(request: HighlightRequest) -> dict[str, Any]:
         model = retriever.model
-        spans = model.highlight(request.query, request.text, threshold=request.threshold, unit=request.unit)
+        spans, answers = model.highlight_with_answers(request.query, request.text, threshold=request.threshold,
+                                                      unit=request.unit)
         unit, threshold = model.resolve_evidence(request.unit, request.threshold)
         return {"query": request.query, "unit": unit, "threshold": threshold,
-                "spans": [s.to_dict() for s in spans], "html": render_html(request.text, spans)}
+                "spans": [s.to_dict() for s in spans], "answers": [a.to_dict() for a in answers],
+                "html": render_html(request.text, spans, answers=answers)}
 
     @app.get("/documents/{doc_id:path}", summary="One stored document")
     def document(doc_id: str) -> dict[str, Any]:

@@ -231,3 +231,39 @@ class TestRenderMarkdown:
         text = "alpha beta gamma"
         out = render_markdown(text, [span(text, "gamma"), span(text, "alpha")])
         assert out == "**alpha** beta **gamma**"
+
+
+# ------------------------------------------------------------------- the answer tier
+SHEET = "Size: M. Weight: 0.9 kg. Colour: <black>."
+EVIDENCE = [span(SHEET, "Weight: 0.9 kg.", 0.3)]
+ANSWER = [span(SHEET, "0.9 kg", 0.8)]
+
+
+class TestAnswerTier:
+    def test_html_nests_the_answer_inside_the_evidence(self):
+        out = render_html(SHEET, EVIDENCE, answers=ANSWER)
+        assert out == ('Size: M. <mark data-score="0.300">Weight: <mark class="answer" data-score="0.800">0.9 kg'
+                       '</mark>.</mark> Colour: &lt;black&gt;.')
+
+    def test_markdown_and_terminal(self):
+        assert render_markdown(SHEET, EVIDENCE, answers=ANSWER) == r"Size: M. **Weight: *0.9 kg*.** Colour: \<black\>."
+        ansi = render_ansi(SHEET, EVIDENCE, answers=ANSWER)
+        assert re.sub(r"\x1b\[[0-9;]*m", "", ansi) == SHEET
+        assert "\x1b[4;30;46m0.9 kg\x1b[0m\x1b[1;30;43m." in ansi  # evidence colour resumes after the answer
+
+    def test_an_answer_outside_every_evidence_span_is_not_marked(self):
+        stray = [span(SHEET, "Colour")]
+        assert render_html(SHEET, EVIDENCE, answers=stray) == render_html(SHEET, EVIDENCE)
+        assert render_markdown(SHEET, [], answers=ANSWER) == render_markdown(SHEET, [])
+
+    def test_without_answers_the_output_is_unchanged(self):
+        assert render_html(SHEET, EVIDENCE) == \
+            'Size: M. <mark data-score="0.300">Weight: 0.9 kg.</mark> Colour: &lt;black&gt;.'
+        assert render_markdown(SHEET, EVIDENCE) == r"Size: M. **Weight: 0.9 kg.** Colour: \<black\>."
+
+    def test_plain_cli_marks(self):
+        from fgr_retriever.cli.common import mark, marked_snippet
+
+        assert mark(SHEET, EVIDENCE, False, ANSWER) == "Size: M. [[Weight: {{0.9 kg}}.]] Colour: <black>."
+        assert marked_snippet(SHEET, EVIDENCE, False, context_words=1, answers=ANSWER) == \
+            "… M. [[Weight: {{0.9 kg}}.]] Colour: …"

@@ -128,7 +128,7 @@ class TestSearchResult:
 
     def test_to_dict_shape(self):
         d = self.make().to_dict()
-        assert set(d) == {"id", "text", "score", "rank", "metadata", "spans", "evidence"}
+        assert set(d) == {"id", "text", "score", "rank", "metadata", "spans", "evidence", "answers"}
         assert d["spans"][0] == {"start": 17, "end": 31, "text": "within 30 days", "score": 0.9}
 
     @pytest.mark.parametrize("score", [float("nan"), float("inf"), float("-inf")])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -69,6 +70,32 @@ def test_highlight_documents_health_page_and_openapi(client):
     assert {"/search", "/highlight", "/documents/{doc_id}"} <= set(paths)
 
 
+def _with_answer_head(model):
+    """A random answer head that always answers (threshold 0): plumbing, not quality."""
+    import torch
+
+    from fgr_retriever.evidence.answer import AnswerHead
+
+    torch.manual_seed(0)
+    model.answer_head = AnswerHead(dim=model.dim, hidden=16, layers=1, heads=2, threshold=0.0).eval()
+    return model
+
+
+def test_answers_are_served_and_marked_inside_the_evidence():
+    from fgr_retriever.testing import tiny_model
+
+    retriever = FGRRetriever(model=_with_answer_head(tiny_model(evidence_unit="sentence", sentence_threshold=0.0)))
+    retriever.add_documents([d["text"] for d in DOCS], ids=[d["id"] for d in DOCS])
+    client = TestClient(create_app(retriever))
+    first = client.get("/search", params={"q": "suede brush", "k": 1}).json()["results"][0]
+    assert first["answers"] and first["html"].count('<mark class="answer"') == len(first["answers"])
+    for answer in first["answers"]:
+        assert first["text"][answer["start"]:answer["end"]] == answer["text"]
+        assert any(s["start"] <= answer["start"] and answer["end"] <= s["end"] for s in first["spans"])
+    h = client.post("/highlight", json={"query": "rain", "text": "Keep it away from rain. It stains."}).json()
+    assert h["answers"] and '<mark class="answer"' in h["html"]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -81,7 +108,7 @@ def live_server(tmp_path_factory):
     from fgr_retriever.testing import tiny_model
 
     tmp = tmp_path_factory.mktemp("live")
-    model = tiny_model()
+    model = _with_answer_head(tiny_model(evidence_unit="sentence", sentence_threshold=0.0))
     retriever = FGRRetriever(model=model)
     retriever.add_documents([d["text"] for d in DOCS], ids=[d["id"] for d in DOCS],
                             metadata=[d["metadata"] for d in DOCS])
@@ -114,7 +141,7 @@ def test_cli_search_asks_a_running_server(live_server, monkeypatch, capsys):
 
     assert cli.main(["search", live_server, "suede brush", "-k", "2", "--json", "--threshold", "0.01"]) == 0
     hits = json.loads(capsys.readouterr().out)
-    assert len(hits) == 2 and hits[0]["spans"]
+    assert len(hits) == 2 and hits[0]["spans"] and hits[0]["answers"]  # the saved model's answer head came along
     assert cli.main(["search", live_server, "days", "--json", "--filter", '{"category": "policy"}']) == 0
     assert {h["id"] for h in json.loads(capsys.readouterr().out)} == {"returns", "ship/fr"}
     assert cli.main(["search", live_server, "x", "--threshold", "2"]) == 1
@@ -123,7 +150,8 @@ def test_cli_search_asks_a_running_server(live_server, monkeypatch, capsys):
 
 @pytest.mark.integration
 def test_the_page_in_a_real_browser(live_server, tmp_path, monkeypatch):
-    """Headless Chromium loads the page, which queries the API; the rendered DOM must hold <mark>."""
+    """Headless Chromium loads the page, which queries the API; the rendered DOM must hold the
+    evidence <mark> and, inside it, the answer's <mark class="answer">."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if browser is None:
         pytest.skip("no Chromium here: install it (apt-get install chromium) to run the browser test")
@@ -136,4 +164,5 @@ def test_the_page_in_a_real_browser(live_server, tmp_path, monkeypatch):
                    capture_output=True, text=True, timeout=120)
     assert 'class="hit"' in dom, dom[-2000:]
     assert "<mark>" in dom  # the evidence, highlighted by the page from the API's spans
+    assert re.search(r'<mark>[^<]*<mark class="answer">[^<]+</mark>', dom), dom[-2000:]  # the answer inside it
     assert shot.exists() and shot.stat().st_size > 5000  # a rendered page, kept in the test's tmp_path

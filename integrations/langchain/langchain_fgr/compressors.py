@@ -2,7 +2,7 @@
 
 Documents from a vector store, BM25 or a web search are scored by FGR-ColBERT against the query
 (no index needed), sorted best first and given the shared evidence metadata
-(``relevance_score``, ``evidence_spans``, ``full_text`` when trimmed). Use it on its own or as
+(``relevance_score``, ``evidence_spans``, ``answer_spans``, ``full_text`` when trimmed). Use it on its own or as
 the ``base_compressor`` of LangChain's ``ContextualCompressionRetriever``.
 
 >>> from langchain_core.documents import Document
@@ -62,8 +62,8 @@ class FGREvidenceCompressor(BaseDocumentCompressor):
     >>> compressor = FGREvidenceCompressor(model=tiny_model(), evidence_only=True)
     >>> doc = Document(page_content="Linen creases less when it is hung up damp.", metadata={"page": 3})
     >>> out = compressor.compress_documents([doc], "linen creases")
-    >>> out[0] is doc, doc.metadata, sorted(out[0].metadata)[:2]
-    (False, {'page': 3}, ['evidence_spans', 'full_text'])
+    >>> out[0] is doc, doc.metadata, sorted(out[0].metadata)[:3]
+    (False, {'page': 3}, ['answer_spans', 'evidence_spans', 'full_text'])
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")

@@ -2,8 +2,8 @@
 
 Every returned :class:`~langchain_core.documents.Document` has the stored id and metadata plus
 the shared evidence schema of :mod:`fgr_retriever.evidence.metadata`: ``relevance_score``,
-``evidence_spans`` (character offsets into the full text) and, when ``evidence_only`` trimmed
-the text, ``full_text``.
+``evidence_spans`` (character offsets into the full text), ``answer_spans`` (the answer inside
+the evidence, same shape) and, when ``evidence_only`` trimmed the text, ``full_text``.
 
 >>> from langchain_fgr import FGRColBERTRetriever
 >>> retriever = FGRColBERTRetriever.from_texts(

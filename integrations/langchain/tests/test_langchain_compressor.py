@@ -14,7 +14,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_fgr import FGRColBERTRetriever, FGREvidenceCompressor
 
 QUERY = "how do I wash a cashmere sweater"
-EVIDENCE_KEYS = {"relevance_score", "evidence_spans", "full_text"}
+EVIDENCE_KEYS = {"relevance_score", "evidence_spans", "answer_spans", "full_text"}
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_blank_documents_come_last_unscored(compressor):
     docs = [Document(page_content="   ", id="blank"), Document(page_content="Wool is aired.", id="wool")]
     out = compressor.compress_documents(docs, QUERY)
     assert [d.id for d in out] == ["wool", "blank"]
-    assert out[1].metadata == {"relevance_score": None, "evidence_spans": []}
+    assert out[1].metadata == {"relevance_score": None, "evidence_spans": [], "answer_spans": []}
     assert compressor.compress_documents([], QUERY) == []
 
 

@@ -47,7 +47,7 @@ def test_from_texts_returns_documents_with_ids_metadata_and_evidence(retriever, 
         text, meta = by_id[doc.id]
         assert doc.page_content == text
         assert {k: v for k, v in doc.metadata.items() if k in meta} == meta
-        assert set(doc.metadata) == set(meta) | {"relevance_score", "evidence_spans"}
+        assert set(doc.metadata) == set(meta) | {"relevance_score", "evidence_spans", "answer_spans"}
         scores.append(doc.metadata["relevance_score"])
         _check_spans(doc)
     assert scores == sorted(scores, reverse=True)
@@ -129,7 +129,7 @@ def test_documents_with_evidence_metadata_are_indexed_by_full_text(retriever, ti
     for doc in trimmed:
         (stored,) = other.get_by_ids([doc.id])
         assert stored.page_content == doc.metadata.get("full_text", doc.page_content)
-        assert not {"relevance_score", "evidence_spans", "full_text"} & set(stored.metadata)
+        assert not {"relevance_score", "evidence_spans", "answer_spans", "full_text"} & set(stored.metadata)
 
 
 # ------------------------------------------------------ per-call overrides

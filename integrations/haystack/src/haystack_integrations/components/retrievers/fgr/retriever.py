@@ -23,7 +23,8 @@ class FGRColBERTRetriever:
     Each returned Document is a new object with `score` (the ColBERT MaxSim score; comparable between
     documents of one query only) and, in `meta`, the evidence schema shared by all fgr-retriever
     integrations: `relevance_score`, `evidence_spans` (a list of `{"start", "end", "text", "score"}`
-    with character offsets into the full text) and, with `evidence_only=True`, `full_text` (the
+    with character offsets into the full text), `answer_spans` (the answer inside the evidence, same
+    shape) and, with `evidence_only=True`, `full_text` (the
     untrimmed content, while `content` holds just the evidence with a little context).
 
     Usage example (runs offline with the bundled default model):
