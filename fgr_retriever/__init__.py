@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from .evidence.prompting import Citation, EvidenceContext, EvidenceSource, build_context, build_prompt
     from .evidence.rendering import render_ansi, render_html, render_markdown
     from .evidence.text import evidence_text
-    from .index import EmbeddedIndex, Index
+    from .index import EmbeddedIndex, Index, PersistentIndex, QdrantIndex
     from .index.filters import compile_filter
     from .model.config import FGRConfig
     from .model.encoder import FGRColBERT, QueryEncoding, TextEncoding
@@ -53,7 +53,7 @@ _LAZY = {
     **dict.fromkeys(("FGRColBERT", "QueryEncoding", "TextEncoding"), "model.encoder"),
     "FGRConfig": "model.config",
     "FGRRetriever": "retriever",
-    **dict.fromkeys(("Index", "EmbeddedIndex", "PersistentIndex"), "index"),
+    **dict.fromkeys(("Index", "EmbeddedIndex", "PersistentIndex", "QdrantIndex"), "index"),
     "compile_filter": "index.filters",
     "evidence_text": "evidence.text",
     **dict.fromkeys(("render_ansi", "render_html", "render_markdown"), "evidence.rendering"),
@@ -92,6 +92,7 @@ __all__ = [
     "Index",
     "EmbeddedIndex",
     "PersistentIndex",
+    "QdrantIndex",
     "compile_filter",
     # results
     "Document",

@@ -73,6 +73,9 @@ class FGRRetriever:
             index = EmbeddedIndex(dim=self.model.dim, relevance_dim=rel_dim, dtype=storage_dtype)
         elif index.dim != self.model.dim:
             raise ModelMismatchError(f"index dim {index.dim} != model dim {self.model.dim}")
+        elif getattr(index, "model_fingerprint", None) not in (None, self.model.fingerprint()):
+            # a backend that records which model built it (e.g. QdrantIndex) must be searched with that model
+            raise ModelMismatchError("the index was built by another model (fingerprints differ)")
         self.index = index
         self.batch_size = batch_size
         self.context_words = context_words

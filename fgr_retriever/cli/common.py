@@ -134,3 +134,34 @@ def open_index(path: str | Path, args: argparse.Namespace, *, writable: bool = F
     if args.device and not args.model:
         retriever.model.to(args.device)
     return retriever
+
+
+def add_qdrant_options(sp: argparse.ArgumentParser) -> None:
+    g = sp.add_argument_group("Qdrant (instead of a local index; needs fgr-retriever[qdrant])")
+    where = g.add_mutually_exclusive_group()
+    where.add_argument("--qdrant-url", help="a Qdrant server or cluster, e.g. http://qdrant:6333 (API key from the "
+                                            "QDRANT_API_KEY environment variable)")
+    where.add_argument("--qdrant-path", help="a folder for qdrant-client's local mode (one process; for trials)")
+    g.add_argument("--candidate", choices=["pooled", "muvera", "none"], default="pooled",
+                   help="the vector that proposes MaxSim candidates when a collection is created (default: pooled; "
+                        "see docs/scale-out.md)")
+    g.add_argument("--candidates", type=int, default=200, help="candidates re-scored with exact MaxSim (default 200)")
+
+
+def uses_qdrant(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "qdrant_url", None) or getattr(args, "qdrant_path", None))
+
+
+def open_qdrant(collection: str, args: argparse.Namespace, *, show_progress_bar: bool = False):
+    """A retriever over the Qdrant collection ``collection`` with ``--model`` on ``--device``;
+    the collection is created when missing and must have been built by the same model."""
+    from ..index.qdrant import QdrantIndex
+    from ..retriever import FGRRetriever
+
+    model = load_model(args.model, args.device)
+    candidate = None if args.candidate == "none" else args.candidate
+    index = QdrantIndex.for_model(model, collection=collection, url=args.qdrant_url, path=args.qdrant_path,
+                                  api_key=os.environ.get("QDRANT_API_KEY") or None, candidate=candidate,
+                                  candidates=args.candidates, show_progress_bar=show_progress_bar)
+    return FGRRetriever(model=model, index=index)
+

@@ -18,8 +18,11 @@ __all__ = ["register", "cmd_index", "cmd_search", "cmd_highlight"]
 def register(sub) -> None:
     i = sub.add_parser("index", help="build an index from .txt .md .json(l) .csv .html .pdf files or folders")
     i.add_argument("paths", nargs="+", help="files or folders (hidden entries such as .git/ are skipped)")
-    i.add_argument("--out", required=True, help="index directory to write")
+    i.add_argument("--out", help="index directory to write")
+    i.add_argument("--collection", help="with --qdrant-url/--qdrant-path: the Qdrant collection to write "
+                                        "(created when missing; an existing one is appended to)")
     add_model_option(i)
+    common.add_qdrant_options(i)
     g = i.add_mutually_exclusive_group()
     g.add_argument("--append", action="store_true", help="add to (or update) an existing index")
     g.add_argument("--overwrite", action="store_true", help="replace an existing index")
@@ -44,7 +47,8 @@ def register(sub) -> None:
 
     s = sub.add_parser("search", help="search an index")
     s.add_argument("index", help="index directory, or the URL of a running `fgr-retriever serve` "
-                                 "(http://host:port): no model to load, an answer in milliseconds")
+                                 "(http://host:port): no model to load, an answer in milliseconds; with "
+                                 "--qdrant-url/--qdrant-path, the Qdrant collection")
     s.add_argument("query")
     s.add_argument("-k", type=int, default=10)
     s.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"category": {"$in": ["policy"]}}\'')
@@ -59,6 +63,7 @@ def register(sub) -> None:
     s.add_argument("--json", action="store_true", help="the same as --format json")
     add_model_option(s)
     add_color_option(s)
+    common.add_qdrant_options(s)
     s.set_defaults(func=cmd_search)
 
     o = sub.add_parser("optimize", help="compact an index (reclaim deleted space, merge segment files) and "
@@ -86,7 +91,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     from ..ingest import load_documents
     from ..retriever import FGRRetriever
 
-    out = Path(args.out)
+    if common.uses_qdrant(args) == bool(args.out) or common.uses_qdrant(args) != bool(args.collection):
+        raise InvalidInputError("give --out DIR, or --qdrant-url/--qdrant-path with --collection NAME")
     if args.chunk_tokens is not None and args.chunk_tokens < 8:
         raise InvalidInputError("--chunk-tokens must be at least 8")
     report = load_documents(args.paths, strict=args.strict, csv_text_columns=args.csv_text_column,
@@ -94,6 +100,13 @@ def cmd_index(args: argparse.Namespace) -> int:
     print(report.summary(), file=sys.stderr)
     if not report.documents:
         raise InvalidInputError("no documents found")
+    if common.uses_qdrant(args):
+        # Qdrant upserts by id: an existing collection is appended to (its model must match)
+        retriever = common.open_qdrant(args.collection, args, show_progress_bar=not args.quiet)
+        added = _add(retriever, args, report)
+        print(f"indexed {added} passages; Qdrant collection {args.collection!r} now holds {len(retriever)}")
+        return 0
+    out = Path(args.out)
     exists = out.exists() and any(out.iterdir()) if out.is_dir() else out.exists()
     if exists and not (args.append or args.overwrite):
         raise InvalidInputError(f"{out} already exists; pass --append to add to it or --overwrite to replace it")
@@ -154,7 +167,11 @@ def cmd_search(args: argparse.Namespace) -> int:
             flt = json.loads(args.filter)
         except json.JSONDecodeError as exc:
             raise InvalidInputError(f"--filter is not valid JSON: {exc}") from None
-    if args.index.startswith(("http://", "https://")):
+    if common.uses_qdrant(args):
+        retriever = common.open_qdrant(args.index, args)
+        results = retriever.search(args.query, k=args.k, filter=flt, highlight=not args.no_highlight,
+                                   threshold=args.threshold, unit=args.unit)
+    elif args.index.startswith(("http://", "https://")):
         results = _search_server(args, flt)
     else:
         retriever = common.open_index(args.index, args)
