@@ -194,15 +194,6 @@ class FGRRetriever:
         return SearchResult(id=doc.id, text=doc.text, score=score, rank=rank, metadata=copy.deepcopy(dict(doc.metadata)),
                             spans=tuple(spans), evidence=evidence, answers=tuple(answers or ()))
 
-    def _evidence(self, q: QueryEncoding, text: str, vectors, offsets, relevance_vectors, threshold: float,
-                  unit: str) -> tuple[list[Span], list[Span]]:
-        """Both highlight tiers of one hit: evidence spans, and the answer inside each (sentence
-        and clause evidence only: a word span is already as narrow as an answer)."""
-        spans = self.model.spans_from_vectors(q, text, vectors, offsets, relevance_vectors, threshold=threshold,
-                                              unit=unit)
-        answers = self.model.answer_spans(q, text, vectors, offsets, spans) if unit != "word" else []
-        return spans, answers
-
     def _search_encoded(self, q: QueryEncoding, k: int, filter: MetadataFilter | None, highlight: bool,
                         threshold: float | None, unit: str | None = None) -> list[SearchResult]:
         hits = self.index.search(q, k, filter=filter)
@@ -216,8 +207,8 @@ class FGRRetriever:
             answers: list[Span] = []
             if highlight:
                 toks = hit.tokens if hit.tokens is not None else self.index.tokens(hit.id)
-                spans, answers = self._evidence(q, doc.text, toks.vectors, toks.offsets, toks.relevance_vectors,
-                                                threshold, unit)
+                spans, answers = self.model.tiers_from_vectors(q, doc.text, toks.vectors, toks.offsets,
+                                                               toks.relevance_vectors, threshold=threshold, unit=unit)
             results.append(self._result(doc, hit.score, rank, spans, answers))
         return results
 
@@ -274,8 +265,9 @@ class FGRRetriever:
         results = []
         for rank, i in enumerate(order, 1):
             enc = encodings[i]
-            spans, answers = self._evidence(q, docs[i].text, enc.vectors, enc.offsets, enc.relevance_vectors,
-                                            threshold, unit) if highlight else ([], [])
+            spans, answers = self.model.tiers_from_vectors(
+                q, docs[i].text, enc.vectors, enc.offsets, enc.relevance_vectors, threshold=threshold, unit=unit,
+            ) if highlight else ([], [])
             results.append(self._result(docs[i], scores[i], rank, spans, answers))
         return results
 

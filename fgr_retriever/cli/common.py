@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import IndexNotFoundError
-from ..evidence.rendering import render_ansi
+from ..evidence.rendering import render_ansi, render_plain
 from ..evidence.text import context_windows
 from ..types import SearchResult, Span
 
@@ -46,21 +46,7 @@ def use_color(args: argparse.Namespace) -> bool:
 def mark(text: str, spans: Sequence[Span], color: bool, answers: Sequence[Span] = ()) -> str:
     """``text`` with the evidence marked (colour in a terminal, ``[[…]]`` otherwise) and the
     answers inside it marked again (``{{…}}`` when plain)."""
-    if color:
-        return render_ansi(text, spans, answers=answers)
-    out, pos = [], 0
-    for s in sorted(spans, key=lambda s: s.start):
-        if s.start < pos:
-            continue
-        out += [text[pos:s.start], "[["]
-        inner = s.start
-        for a in sorted(answers, key=lambda a: a.start):
-            if a.start >= inner and a.end <= s.end:
-                out += [text[inner:a.start], "{{", text[a.start:a.end], "}}"]
-                inner = a.end
-        out += [text[inner:s.end], "]]"]
-        pos = s.end
-    return "".join(out + [text[pos:]])
+    return (render_ansi if color else render_plain)(text, spans, answers=answers)
 
 
 def _clip(spans: Sequence[Span], a: int, b: int, text: str) -> list[Span]:

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 from ..types import Span
 
-__all__ = ["render_ansi", "render_html", "render_markdown"]
+__all__ = ["render_ansi", "render_html", "render_markdown", "render_plain"]
 
 _ANSI_ON = "\x1b[1;30;43m"  # bold black on yellow: readable on dark and light terminals
 _ANSI_ANSWER_ON = "\x1b[4;30;46m"  # underlined black on cyan: the answer stands out inside the evidence
@@ -61,6 +61,11 @@ def render_ansi(text: str, spans: Sequence[Span], *, answers: Sequence[Span] = (
     inside them underlined on cyan."""
     return _render(text, spans, lambda s: s, lambda s, _: f"{_ANSI_ON}{s}{_ANSI_OFF}", answers,
                    lambda s, _: f"{_ANSI_OFF}{_ANSI_ANSWER_ON}{s}{_ANSI_OFF}{_ANSI_ON}")
+
+
+def render_plain(text: str, spans: Sequence[Span], *, answers: Sequence[Span] = ()) -> str:
+    """Text with the spans in ``[[…]]`` and the answers inside them in ``{{…}}`` (for pipes and logs)."""
+    return _render(text, spans, lambda s: s, lambda s, _: f"[[{s}]]", answers, lambda s, _: f"{{{{{s}}}}}")
 
 
 def render_html(text: str, spans: Sequence[Span], *, tag: str = "mark", answers: Sequence[Span] = ()) -> str:

@@ -307,13 +307,19 @@ class QdrantIndex:
         return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32).tolist()
 
     @staticmethod
-    def _doc_filter(ids: Sequence[str], *, first_window: bool = False):
+    def _doc_filter(ids: Sequence[str]):
         from qdrant_client import models
 
-        must: list[Any] = [models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(ids)))]
-        if first_window:
-            must.append(models.FieldCondition(key="window", match=models.MatchValue(value=0)))
-        return models.Filter(must=must)
+        return models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(ids)))])
+
+    @staticmethod
+    def _documents_filter(filter: Mapping[str, Any] | None = None):
+        """Window 0 of every document (one point per document) whose metadata matches ``filter``."""
+        from qdrant_client import models
+
+        flt = translate_filter(filter)
+        first = models.FieldCondition(key="window", match=models.MatchValue(value=0))
+        return models.Filter(must=[first] + ([flt] if flt is not None else []))
 
     def _scroll(self, flt, *, with_vectors: bool | list[str] = False) -> Iterator[Any]:
         offset = None
@@ -326,10 +332,7 @@ class QdrantIndex:
 
     # ------------------------------------------------------------------ reads
     def __len__(self) -> int:
-        from qdrant_client import models
-
-        flt = models.Filter(must=[models.FieldCondition(key="window", match=models.MatchValue(value=0))])
-        return int(self._call(self.client.count, self.collection, count_filter=flt, exact=True).count)
+        return self.count()
 
     def __contains__(self, doc_id: object) -> bool:
         if not isinstance(doc_id, str):
@@ -337,19 +340,12 @@ class QdrantIndex:
         return bool(self._call(self.client.retrieve, self.collection, [point_id(doc_id, 0)], with_payload=False))
 
     def ids(self) -> list[str]:
-        from qdrant_client import models
-
-        flt = models.Filter(must=[models.FieldCondition(key="window", match=models.MatchValue(value=0))])
-        return [p.payload["doc_id"] for p in self._scroll(flt)]
+        return [p.payload["doc_id"] for p in self._scroll(self._documents_filter())]
 
     def count(self, filter: Mapping[str, Any] | None = None) -> int:
         """How many documents match ``filter`` (all of them without one)."""
-        from qdrant_client import models
-
-        first = models.FieldCondition(key="window", match=models.MatchValue(value=0))
-        flt = translate_filter(filter)
-        combined = models.Filter(must=[first] + ([flt] if flt is not None else []))
-        return int(self._call(self.client.count, self.collection, count_filter=combined, exact=True).count)
+        return int(self._call(self.client.count, self.collection, count_filter=self._documents_filter(filter),
+                              exact=True).count)
 
     def get(self, ids: Sequence[str]) -> list[Document]:
         ids = list(ids)
@@ -462,10 +458,7 @@ class QdrantIndex:
 
     def delete_where(self, filter: Mapping[str, Any]) -> int:
         """Delete every document whose metadata matches ``filter``; returns how many."""
-        from qdrant_client import models
-
-        ids = [p.payload["doc_id"] for p in self._scroll(models.Filter(must=[
-            translate_filter(filter), models.FieldCondition(key="window", match=models.MatchValue(value=0))]))]
+        ids = [p.payload["doc_id"] for p in self._scroll(self._documents_filter(filter))]
         self.delete(ids)
         return len(ids)
 

@@ -345,6 +345,17 @@ class FGRColBERT(nn.Module):
         return run_head(self.answer_head, text, evidence, vectors.cpu(), offsets.cpu().numpy(), query.vectors.cpu(),
                         query.relevance_mask.cpu(), threshold=check_threshold(threshold))
 
+    def tiers_from_vectors(self, query: QueryEncoding, text: str, vectors: torch.Tensor, offsets: torch.Tensor,
+                           relevance_vectors: torch.Tensor | None, *, threshold: float | None = None,
+                           unit: str | None = None) -> tuple[list[Span], list[Span]]:
+        """Both highlight tiers from stored vectors: the evidence spans and the answer inside each
+        (sentence and clause evidence only: a word span is already as narrow as an answer)."""
+        unit, threshold = self.resolve_evidence(unit, threshold)
+        spans = self.spans_from_vectors(query, text, vectors, offsets, relevance_vectors, threshold=threshold,
+                                        unit=unit)
+        answers = self.answer_spans(query, text, vectors, offsets, spans) if unit != "word" else []
+        return spans, answers
+
     def resolve_evidence(self, unit: str | None, threshold: float | None) -> tuple[str, float]:
         """``(unit, threshold)`` with the model's defaults filled in; bad values raise
         :class:`InvalidInputError`."""
@@ -433,10 +444,8 @@ class FGRColBERT(nn.Module):
             return [], []
         q = self.encode_queries(query)[0]
         enc = self.encode_documents(text)[0]
-        spans = self.spans_from_vectors(q, text, enc.vectors, enc.offsets, enc.relevance_vectors,
-                                        threshold=threshold, unit=unit)
-        answers = self.answer_spans(q, text, enc.vectors, enc.offsets, spans) if unit != "word" else []
-        return spans, answers
+        return self.tiers_from_vectors(q, text, enc.vectors, enc.offsets, enc.relevance_vectors, threshold=threshold,
+                                       unit=unit)
 
     def _check_threshold(self, threshold: float | None) -> float:
         checked = check_threshold(threshold)
