@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from .evidence.text import evidence_text
     from .index import EmbeddedIndex, Index, PersistentIndex, QdrantIndex
     from .index.filters import compile_filter
+    from .index.fusion import HybridConfig
     from .model.config import FGRConfig
     from .model.encoder import FGRColBERT, QueryEncoding, TextEncoding
     from .retriever import FGRRetriever
@@ -54,6 +55,7 @@ _LAZY = {
     "FGRConfig": "model.config",
     "FGRRetriever": "retriever",
     **dict.fromkeys(("Index", "EmbeddedIndex", "PersistentIndex", "QdrantIndex"), "index"),
+    "HybridConfig": "index.fusion",
     "compile_filter": "index.filters",
     "evidence_text": "evidence.text",
     **dict.fromkeys(("render_ansi", "render_html", "render_markdown"), "evidence.rendering"),
@@ -93,6 +95,7 @@ __all__ = [
     "EmbeddedIndex",
     "PersistentIndex",
     "QdrantIndex",
+    "HybridConfig",
     "compile_filter",
     # results
     "Document",

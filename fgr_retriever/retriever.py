@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from ._io import atomic_directory, atomic_write_text, read_json, recover_directory, sha256_file
 from .errors import (
+    DocumentNotFoundError,
     DuplicateIdError,
     IndexCorruptedError,
     IndexNotFoundError,
@@ -19,7 +21,8 @@ from .errors import (
     ModelMismatchError,
 )
 from .evidence.text import evidence_text
-from .index import EmbeddedIndex, Index
+from .index import EmbeddedIndex, Index, IndexHit
+from .index.fusion import MODES, HybridConfig, fuse
 from .index.catalog import CATALOG_FILE
 from .index.persistent import PERSISTENT_VERSION, PersistentIndex
 from .index.segments import check_file_name
@@ -37,6 +40,17 @@ INDEX_FORMAT = "fgr-retriever-index"
 INDEX_VERSION = 1  # the portable copy written by save(): one safetensors file + JSON lines
 
 
+@dataclass
+class _Candidates:
+    """What hybrid ranking fuses: candidate ids (late-interaction hits first), both sides' scores."""
+
+    order: list[str]
+    late: dict[str, float]
+    lexical: dict[str, float]
+    boosted: list[str]
+    late_hits: dict[str, IndexHit]
+
+
 class FGRRetriever:
     """Index documents with :class:`FGRColBERT` and search them with evidence highlighting.
 
@@ -50,6 +64,9 @@ class FGRRetriever:
         evidence_max_tokens: optional budget for ``SearchResult.evidence`` (whitespace words).
         max_document_chars: longer texts are refused; split them before indexing.
         show_progress_bar: progress bar while encoding (``None``: only for large batches).
+        mode: how :meth:`search` ranks unless told otherwise: ``"late"`` (late interaction,
+            MaxSim), ``"hybrid"`` (MaxSim fused with BM25) or ``"lexical"`` (BM25 alone).
+        hybrid: fusion settings of the hybrid and lexical modes (:class:`HybridConfig`).
 
     >>> from fgr_retriever import FGRRetriever
     >>> retriever = FGRRetriever()
@@ -64,7 +81,8 @@ class FGRRetriever:
     def __init__(self, *, model: FGRColBERT | None = None, index: Index | None = None,
                  storage_dtype: str = "bfloat16", batch_size: int = 32, context_words: int = 3,
                  evidence_max_tokens: int | None = None, max_document_chars: int = 2_000_000,
-                 show_progress_bar: bool | None = None) -> None:
+                 show_progress_bar: bool | None = None, mode: str = "late",
+                 hybrid: HybridConfig | None = None) -> None:
         if model is not None and not isinstance(model, FGRColBERT):
             raise InvalidInputError(f"model must be an FGRColBERT, got {type(model).__name__}")
         self.model = model if model is not None else FGRColBERT.from_pretrained()
@@ -76,7 +94,13 @@ class FGRRetriever:
         elif getattr(index, "model_fingerprint", None) not in (None, self.model.fingerprint()):
             # a backend that records which model built it (e.g. QdrantIndex) must be searched with that model
             raise ModelMismatchError("the index was built by another model (fingerprints differ)")
+        if mode not in MODES:
+            raise InvalidInputError(f"mode must be one of {MODES}, got {mode!r}")
+        if hybrid is not None and not isinstance(hybrid, HybridConfig):
+            raise InvalidInputError(f"hybrid must be a HybridConfig, got {type(hybrid).__name__}")
         self.index = index
+        self.mode = mode
+        self.hybrid = hybrid if hybrid is not None else HybridConfig()
         self.batch_size = batch_size
         self.context_words = context_words
         self.evidence_max_tokens = evidence_max_tokens
@@ -194,9 +218,54 @@ class FGRRetriever:
         return SearchResult(id=doc.id, text=doc.text, score=score, rank=rank, metadata=copy.deepcopy(dict(doc.metadata)),
                             spans=tuple(spans), evidence=evidence, answers=tuple(answers or ()))
 
-    def _search_encoded(self, q: QueryEncoding, k: int, filter: MetadataFilter | None, highlight: bool,
-                        threshold: float | None, unit: str | None = None) -> list[SearchResult]:
-        hits = self.index.search(q, k, filter=filter)
+    def _hits(self, text: str, q: QueryEncoding, k: int, filter: MetadataFilter | None, mode: str,
+              config: HybridConfig) -> list[IndexHit]:
+        if mode == "late":
+            return self.index.search(q, k, filter=filter)
+        return self._rank_candidates(self._hybrid_candidates(text, q, k, filter, mode, config), k, mode, config)
+
+    def _hybrid_candidates(self, text: str, q: QueryEncoding, k: int, filter: MetadataFilter | None, mode: str,
+                           config: HybridConfig) -> _Candidates:
+        """Both sides' top ``config.depth`` candidates, each scored by both sides (BM25 0 for a
+        document that matches no query word), plus the documents holding an identifier of the query."""
+        if not hasattr(self.index, "lexical_search"):
+            raise InvalidInputError(f"the {self.index.backend} index has no BM25 side; mode={mode!r} needs the "
+                                    "embedded or the persistent index (use mode='late')")
+        depth = max(config.depth, k)
+        lexical = dict(self.index.lexical_search(text, depth, filter=filter))  # type: ignore[attr-defined]
+        boosted = (self.index.exact_matches(text, max_docs=config.exact_max_docs, filter=filter)  # type: ignore[attr-defined]
+                   if config.exact_boost else [])
+        late_hits = {h.id: h for h in self.index.search(q, depth, filter=filter)} if mode == "hybrid" else {}
+        order = list(dict.fromkeys([*late_hits, *lexical, *boosted]))
+        missing = [d for d in order if d not in lexical]
+        if missing:
+            lexical.update(self.index.lexical_scores(text, missing))  # type: ignore[attr-defined]
+        late = {d: h.score for d, h in late_hits.items()}
+        if mode == "hybrid":
+            for d in list(order):
+                if d not in late:  # found by BM25 only: MaxSim from its stored vectors
+                    try:
+                        late[d] = self.model.text_score(q, self.index.tokens(d).encoding())
+                    except DocumentNotFoundError:  # deleted by another writer meanwhile
+                        order.remove(d)
+        return _Candidates(order=order, late=late, lexical={d: lexical[d] for d in order},
+                           boosted=[d for d in boosted if d in order], late_hits=late_hits)
+
+    @staticmethod
+    def _rank_candidates(c: _Candidates, k: int, mode: str, config: HybridConfig) -> list[IndexHit]:
+        fused = dict(c.lexical) if mode == "lexical" else fuse(c.late, c.lexical, config, order=c.order)
+        # an exact identifier outranks everything else (the +1 keeps scores in rank order)
+        for d in c.boosted:
+            fused[d] += 1.0
+        position = {d: i for i, d in enumerate(c.order)}
+        ranked = sorted(fused, key=lambda d: (-fused[d], position[d]))[:k]
+        return [IndexHit(id=d, score=float(fused[d]), document=c.late_hits[d].document if d in c.late_hits else None,
+                         tokens=c.late_hits[d].tokens if d in c.late_hits else None) for d in ranked]
+
+    def _search_encoded(self, text: str, q: QueryEncoding, k: int, filter: MetadataFilter | None, highlight: bool,
+                        threshold: float | None, unit: str | None = None, mode: str = "late",
+                        config: HybridConfig | None = None) -> list[SearchResult]:
+        hits = self._hits(text, q, k, filter, mode, config or self.hybrid)
         # snapshot backends hand over what they ranked; others are asked (same thread, same state)
         missing = [h.id for h in hits if h.document is None]
         fetched = dict(zip(missing, self.index.get(missing))) if missing else {}
@@ -213,7 +282,8 @@ class FGRRetriever:
         return results
 
     def search(self, query: str, *, k: int = 10, filter: MetadataFilter | None = None, highlight: bool = True,
-               threshold: float | None = None, unit: str | None = None) -> list[SearchResult]:
+               threshold: float | None = None, unit: str | None = None, mode: str | None = None,
+               fusion: str | None = None, weight: float | None = None) -> list[SearchResult]:
         """The ``k`` best documents for ``query``, best first, with evidence spans.
 
         ``filter`` restricts results by metadata (see :mod:`fgr_retriever.index.filters`) or is a
@@ -223,13 +293,23 @@ class FGRRetriever:
         already computed for ranking: no second encoder pass. ``unit`` (``"sentence"``,
         ``"clause"`` or ``"word"``) and ``threshold`` override the model's evidence decoding
         (see :meth:`FGRColBERT.highlight`).
+
+        ``mode`` (default: the retriever's ``mode``) chooses the ranking: ``"late"`` (MaxSim over
+        the token vectors), ``"hybrid"`` (MaxSim fused with BM25 over both sides' top candidates,
+        see :mod:`fgr_retriever.index.fusion`) or ``"lexical"`` (BM25 alone). ``fusion``
+        (``"rrf"`` or ``"relative_score"``) and ``weight`` (the late side's share) override the
+        retriever's :class:`HybridConfig` for this call. In the hybrid and lexical modes a
+        document holding an identifier of the query (``MV-OND28``) or a "quoted phrase" that few
+        documents contain ranks first, and ``score`` is the fused score (+1 for such a match).
+        Evidence always comes from the late-interaction vectors of the final hits.
         """
         return self.search_batch([query], k=k, filter=filter, highlight=highlight, threshold=threshold,
-                                 unit=unit)[0]
+                                 unit=unit, mode=mode, fusion=fusion, weight=weight)[0]
 
     def search_batch(self, queries: Sequence[str], *, k: int = 10, filter: MetadataFilter | None = None,
-                     highlight: bool = True, threshold: float | None = None,
-                     unit: str | None = None) -> list[list[SearchResult]]:
+                     highlight: bool = True, threshold: float | None = None, unit: str | None = None,
+                     mode: str | None = None, fusion: str | None = None,
+                     weight: float | None = None) -> list[list[SearchResult]]:
         """:meth:`search` for several queries, encoding them in one batch."""
         if isinstance(queries, str):
             raise InvalidInputError("search_batch takes a list of queries; use search() for one")
@@ -237,9 +317,20 @@ class FGRRetriever:
         k = check_k(k)
         compile_document_filter(filter)  # validate before any work
         unit, threshold = self.model.resolve_evidence(unit, threshold)
+        mode, config = self._resolve_mode(mode, fusion, weight)
         encoded = self.model.encode_queries(queries) if queries else []
-        return [self._search_encoded(q, k, filter, highlight, threshold, unit)  # type: ignore[arg-type]
-                for q in encoded]
+        return [self._search_encoded(text, q, k, filter, highlight, threshold, unit, mode, config)  # type: ignore[arg-type]
+                for text, q in zip(queries, encoded)]
+
+    def _resolve_mode(self, mode: str | None, fusion: str | None, weight: float | None) -> tuple[str, HybridConfig]:
+        mode = self.mode if mode is None else mode
+        if mode not in MODES:
+            raise InvalidInputError(f"mode must be one of {MODES}, got {mode!r}")
+        config = self.hybrid
+        if fusion is not None or weight is not None:
+            config = replace(config, **({"fusion": fusion} if fusion is not None else {}),
+                             **({"weight": weight} if weight is not None else {}))
+        return mode, config
 
     def rerank(self, query: str, documents: Sequence[DocumentInput], *, k: int | None = None,
                highlight: bool = True, threshold: float | None = None, unit: str | None = None) -> list[SearchResult]:
@@ -386,6 +477,7 @@ class FGRRetriever:
         """Convert a portable (version 1) index directory into a persistent one, atomically."""
         old = cls.load(path, model=model)
         with atomic_directory(path, marker=MANIFEST) as tmp:  # tmp is empty: the new index is created in it
+            options = {"lexical_fields": old.index.lexical_fields, **options}  # the saved index's BM25 fields
             index = PersistentIndex(tmp, dim=old.index.dim, relevance_dim=old.index.relevance_dim,
                                     dtype=old.index.dtype, model=cls._model_record(old.model), **options)
             ids = old.index.ids()

@@ -55,6 +55,11 @@ def register(sub) -> None:
     s.add_argument("--threshold", type=float, help="evidence threshold (default: the model's, for the unit)")
     s.add_argument("--unit", choices=["sentence", "clause", "word"],
                    help="what evidence is made of (default: the model's, sentence for the bundled one)")
+    s.add_argument("--mode", choices=["late", "hybrid", "lexical"],
+                   help="ranking: late interaction (default), hybrid (fused with BM25: references such as "
+                        "MV-OND28 and rare words rank first) or lexical (BM25 alone)")
+    s.add_argument("--fusion", choices=["rrf", "relative_score"], help="how --mode hybrid fuses the two rankings")
+    s.add_argument("--weight", type=float, help="late interaction's share in the hybrid fusion, 0 to 1")
     s.add_argument("--no-highlight", action="store_true")
     s.add_argument("--full-text", action="store_true", help="print whole documents with highlights")
     s.add_argument("--format", choices=["terminal", "json", "html", "markdown"], default="terminal",
@@ -170,13 +175,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     if common.uses_qdrant(args):
         retriever = common.open_qdrant(args.index, args)
         results = retriever.search(args.query, k=args.k, filter=flt, highlight=not args.no_highlight,
-                                   threshold=args.threshold, unit=args.unit)
+                                   threshold=args.threshold, unit=args.unit, **_ranking(args))
     elif args.index.startswith(("http://", "https://")):
         results = _search_server(args, flt)
     else:
         retriever = common.open_index(args.index, args)
         results = retriever.search(args.query, k=args.k, filter=flt, highlight=not args.no_highlight,
-                                   threshold=args.threshold, unit=args.unit)
+                                   threshold=args.threshold, unit=args.unit, **_ranking(args))
     fmt = "json" if args.json else args.format
     if fmt == "json":
         json.dump([r.to_dict() for r in results], sys.stdout, ensure_ascii=False, indent=2)
@@ -186,6 +191,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     else:
         common.print_results(results, color=common.use_color(args), full_text=args.full_text)
     return 0
+
+
+def _ranking(args: argparse.Namespace) -> dict:
+    """--mode, --fusion and --weight as search() keywords (only those given)."""
+    return {name: getattr(args, name) for name in ("mode", "fusion", "weight") if getattr(args, name) is not None}
 
 
 def _search_server(args: argparse.Namespace, flt) -> list:
@@ -200,7 +210,7 @@ def _search_server(args: argparse.Namespace, flt) -> list:
         raise InvalidInputError("--model, --device and --no-highlight apply to a local index, not to a server")
     params = {"q": args.query, "k": args.k, **({"unit": args.unit} if args.unit else {}),
               **({"threshold": args.threshold} if args.threshold is not None else {}),
-              **({"filter": json.dumps(flt)} if flt is not None else {})}
+              **({"filter": json.dumps(flt)} if flt is not None else {}), **_ranking(args)}
     url = args.index.rstrip("/") + "/search?" + urllib.parse.urlencode(params)
     try:
         with urllib.request.urlopen(url, timeout=60) as response:

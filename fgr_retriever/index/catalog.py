@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ..errors import IndexCorruptedError
+from .lexical import LexicalTable
 
-__all__ = ["CATALOG_FILE", "SCHEMA_VERSION", "connect", "create_schema", "read_meta", "chunks"]
+__all__ = ["CATALOG_FILE", "SCHEMA_VERSION", "READABLE_VERSIONS", "connect", "create_schema", "read_meta", "chunks"]
 
 CATALOG_FILE = "catalog.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added the BM25 table (``lexical``); version 1 catalogues are upgraded on open
+READABLE_VERSIONS = (1, 2)
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,6 +77,7 @@ def create_schema(conn: sqlite3.Connection, meta: dict[str, Any]) -> None:
     conn.execute("BEGIN IMMEDIATE")
     for statement in filter(str.strip, _SCHEMA.split(";")):
         conn.execute(statement)
+    LexicalTable.create(conn)
     rows = {"schema_version": SCHEMA_VERSION, "generation": 0, "layout": 0, **meta}
     conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", [(k, json.dumps(v)) for k, v in rows.items()])
     conn.execute("COMMIT")
@@ -86,9 +89,9 @@ def read_meta(conn: sqlite3.Connection) -> dict[str, Any]:
         meta = {k: json.loads(v) for k, v in rows}
     except (sqlite3.DatabaseError, json.JSONDecodeError) as exc:
         raise IndexCorruptedError(f"the index catalogue is damaged: {exc}") from None
-    if meta.get("schema_version") != SCHEMA_VERSION:
+    if meta.get("schema_version") not in READABLE_VERSIONS:
         raise IndexCorruptedError(f"catalogue schema version {meta.get('schema_version')!r}; this fgr-retriever "
-                                  f"reads version {SCHEMA_VERSION}")
+                                  f"reads versions {list(READABLE_VERSIONS)} (a newer fgr-retriever wrote it?)")
     return meta
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import json
+import sqlite3
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -18,6 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from safetensors import SafetensorError
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import DocumentNotFoundError, DuplicateIdError, IndexCorruptedError, InvalidInputError, ModelMismatchError
@@ -26,6 +29,7 @@ from ..model.scoring import segment_max
 from ..types import Document
 from .base import IndexHit, StoredTokens
 from .filters import MetadataFilter, compile_document_filter
+from .lexical import DEFAULT_LEXICAL_FIELDS, LexicalTable, exact_phrases, lexical_values
 
 __all__ = ["EmbeddedIndex"]
 
@@ -68,6 +72,9 @@ class EmbeddedIndex:
         dtype: storage type of vectors, ``"bfloat16"`` (default), ``"float16"`` or ``"float32"``.
         chunk_tokens: rows multiplied at once during search; bounds the temporary
             ``[query_len, chunk]`` score matrix.
+        lexical_fields: metadata fields indexed for BM25 beside the text (hybrid and lexical
+            search, see :mod:`fgr_retriever.index.lexical`). The BM25 table is built in memory
+            the first time it is needed and then kept in step with every add and delete.
 
     >>> index = EmbeddedIndex(dim=128)
     >>> len(index)
@@ -77,7 +84,7 @@ class EmbeddedIndex:
     backend = "embedded"
 
     def __init__(self, *, dim: int, relevance_dim: int | None = None, dtype: str = "bfloat16",
-                 chunk_tokens: int = 1 << 18) -> None:
+                 chunk_tokens: int = 1 << 18, lexical_fields: Sequence[str] = DEFAULT_LEXICAL_FIELDS) -> None:
         if dtype not in _DTYPES:
             raise InvalidInputError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
         if not isinstance(dim, int) or dim < 1:
@@ -97,6 +104,15 @@ class EmbeddedIndex:
         self._slot_of: dict[str, int] = {}
         self._dead_rows = 0
         self._cache: dict[str, object] | None = None
+        if isinstance(lexical_fields, str) or not all(isinstance(f, str) for f in lexical_fields):
+            raise InvalidInputError("lexical_fields must be a list of metadata field names")
+        self.lexical_fields = tuple(lexical_fields)
+        self._lexical = LexicalTable()
+        self._lex_conn: sqlite3.Connection | None = None  # built on first lexical use
+        self._lex_lock = threading.Lock()
+        self._lex_row: dict[str, int] = {}  # doc id -> FTS row id
+        self._lex_id: dict[int, str] = {}
+        self._lex_next = 1
 
     # ------------------------------------------------------------------ basics
     def __len__(self) -> int:
@@ -158,6 +174,8 @@ class EmbeddedIndex:
             self._docs.append(doc)
             self._slot_windows.append((first, len(enc.window_lengths)))
             self._slot_of[doc.id] = slot
+        if self._lex_conn is not None:
+            self._lexical_insert(list(documents))
         self._cache = None
 
     def delete(self, ids: Sequence[str]) -> None:
@@ -165,6 +183,8 @@ class EmbeddedIndex:
         missing = [i for i in ids if i not in self._slot_of]
         if missing:
             raise DocumentNotFoundError(missing)
+        if self._lex_conn is not None:
+            self._lexical_remove(list(dict.fromkeys(ids)))
         for doc_id in dict.fromkeys(ids):
             slot = self._slot_of.pop(doc_id)
             self._docs[slot] = None
@@ -272,6 +292,79 @@ class EmbeddedIndex:
             window_lengths=tuple(self._win_len[first: first + count]),
         )
 
+    # ----------------------------------------------------------------- lexical
+    def _lexical_insert(self, docs: Sequence[Document]) -> None:
+        rows = []
+        for doc in docs:
+            row = self._lex_next
+            self._lex_next += 1
+            self._lex_row[doc.id], self._lex_id[row] = row, doc.id
+            rows.append((row, *lexical_values(doc.text, doc.metadata, self.lexical_fields)))
+        LexicalTable.insert(self._lex_conn, rows)  # type: ignore[arg-type]
+
+    def _lexical_remove(self, ids: Sequence[str]) -> None:
+        rows = []
+        for doc_id in ids:
+            row = self._lex_row.pop(doc_id)
+            del self._lex_id[row]
+            doc = self._docs[self._slot_of[doc_id]]
+            rows.append((row, *lexical_values(doc.text, doc.metadata, self.lexical_fields)))  # type: ignore[union-attr]
+        LexicalTable.remove(self._lex_conn, rows)  # type: ignore[arg-type]
+
+    def _lexical_conn(self) -> sqlite3.Connection:
+        if self._lex_conn is None:
+            # one private in-memory database; the lock serialises the threads that share it
+            conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+            LexicalTable.create(conn)
+            self._lex_conn = conn
+            self._lexical_insert([d for d in self._docs if d is not None])
+        return self._lex_conn
+
+    def _lexical_ok(self, doc_id: str, match) -> bool:
+        return match is None or match(self._docs[self._slot_of[doc_id]])
+
+    def lexical_search(self, query: str, k: int, *, filter: MetadataFilter | None = None) -> list[tuple[str, float]]:
+        """The ``k`` best documents for ``query`` by BM25 alone, as ``(id, score)``, best first."""
+        match = compile_document_filter(filter) if filter is not None else None
+        out: list[tuple[str, float]] = []
+        with self._lex_lock:
+            conn = self._lexical_conn()
+            if match is None:
+                rows = self._lexical.search(conn, query, k)
+                out = [(self._lex_id[row], score) for row, score in rows if row in self._lex_id]
+            else:
+                found = self._lexical.iter_search(conn, query)
+                try:
+                    for row, score in found:
+                        doc_id = self._lex_id.get(row)
+                        if doc_id is not None and self._lexical_ok(doc_id, match):
+                            out.append((doc_id, score))
+                            if len(out) >= k:
+                                break
+                finally:
+                    found.close()  # the statement must not outlive the lock
+        return out
+
+    def lexical_scores(self, query: str, ids: Sequence[str]) -> dict[str, float]:
+        """BM25 of the given documents for ``query`` (0 for those that match no query word)."""
+        with self._lex_lock:
+            conn = self._lexical_conn()
+            rows = [self._lex_row[i] for i in ids if i in self._lex_row]
+            found = self._lexical.scores(conn, query, rows)
+        return {i: found.get(self._lex_row.get(i, -1), 0.0) for i in ids}
+
+    def exact_matches(self, query: str, *, max_docs: int = 10, filter: MetadataFilter | None = None) -> list[str]:
+        """Documents that contain an identifier or quoted phrase of ``query`` held by at most
+        ``max_docs`` documents (see :func:`~fgr_retriever.index.lexical.exact_phrases`)."""
+        phrases = exact_phrases(query)
+        if not phrases:
+            return []
+        match = compile_document_filter(filter) if filter is not None else None
+        with self._lex_lock:
+            found = LexicalTable.exact_matches(self._lexical_conn(), phrases, max_rows=max_docs)
+            ids = [self._lex_id[r] for rows in found.values() for r in rows if r in self._lex_id]
+            return [i for i in dict.fromkeys(ids) if self._lexical_ok(i, match)]
+
     # ------------------------------------------------------------- persistence
     def save(self, directory: Path) -> list[str]:
         """Write ``vectors.safetensors`` and ``documents.jsonl`` into ``directory``; returns names."""
@@ -285,7 +378,8 @@ class EmbeddedIndex:
         if self._relevance is not None:
             tensors["relevance_vectors"] = self._relevance.view().contiguous()
         save_file(tensors, str(directory / VECTORS_FILE),
-                  metadata={"dim": str(self.dim), "dtype": self.dtype, "backend": self.backend})
+                  metadata={"dim": str(self.dim), "dtype": self.dtype, "backend": self.backend,
+                            "lexical_fields": json.dumps(list(self.lexical_fields))})
         with open(directory / DOCUMENTS_FILE, "w", encoding="utf-8") as fh:
             for doc in self._docs:
                 fh.write(json.dumps(doc.to_dict(), ensure_ascii=False) + "\n")  # type: ignore[union-attr]
@@ -337,8 +431,14 @@ class EmbeddedIndex:
         if dtype is None:
             raise IndexCorruptedError(f"{path}: unsupported vector dtype {vectors.dtype}")
         rel = tensors.get("relevance_vectors")
+        with safe_open(str(path), "pt") as fh:  # files saved before hybrid search have no lexical_fields
+            header = fh.metadata() or {}
+        try:
+            fields = json.loads(header["lexical_fields"]) if "lexical_fields" in header else DEFAULT_LEXICAL_FIELDS
+        except json.JSONDecodeError:
+            raise IndexCorruptedError(f"{path}: damaged lexical_fields in the header") from None
         index = cls(dim=int(vectors.shape[1]), relevance_dim=None if rel is None else int(rel.shape[1]),
-                    dtype=dtype, chunk_tokens=chunk_tokens)
+                    dtype=dtype, chunk_tokens=chunk_tokens, lexical_fields=fields)
         index._vectors.replace(vectors)
         index._offsets.replace(offsets)
         if rel is not None:

@@ -52,7 +52,8 @@ from ..types import Document
 from ..validation import check_encodable
 from . import ann as quantiser
 from .base import IndexHit, StoredTokens
-from .catalog import CATALOG_FILE, chunks, connect, create_schema, read_meta
+from .catalog import CATALOG_FILE, SCHEMA_VERSION, chunks, connect, create_schema, read_meta
+from .lexical import DEFAULT_LEXICAL_FIELDS, LexicalTable, exact_phrases, lexical_values
 from .filters import MetadataFilter, compile_document_filter
 from .segments import Segment, check_file_name, write_segment
 
@@ -155,7 +156,8 @@ class PersistentIndex:
                  dtype: str = "bfloat16", model: Mapping[str, Any] | None = None, create: bool = True,
                  approximate: bool | str = "auto", ann: Mapping[str, Any] | None = None,
                  ann_min_tokens: int = 1 << 19, fresh_max_tokens: int = 1 << 18, auto_optimize: bool = True,
-                 lock_timeout: float = 60.0, chunk_tokens: int = 1 << 18) -> None:
+                 lock_timeout: float = 60.0, chunk_tokens: int = 1 << 18,
+                 lexical_fields: Sequence[str] = DEFAULT_LEXICAL_FIELDS) -> None:
         if approximate not in ("auto", True, False):
             raise InvalidInputError(f"approximate must be 'auto', True or False, got {approximate!r}")
         if dtype not in _DTYPES:
@@ -179,13 +181,19 @@ class PersistentIndex:
         self._parts: dict[str, Any] = {}
         self._closed = False
         self._warned_exact = False
+        self._lexical = LexicalTable()
+        if isinstance(lexical_fields, str) or not all(isinstance(f, str) for f in lexical_fields):
+            raise InvalidInputError("lexical_fields must be a list of metadata field names")
         if not (self.path / CATALOG_FILE).exists():
             if not create:
                 raise IndexNotFoundError(f"no fgr-retriever index at {self.path} (expected {self.path / CATALOG_FILE})")
             if dim is None:
                 raise InvalidInputError("dim is required to create a new index")
-            self._create(dim=dim, relevance_dim=relevance_dim, dtype=dtype, model=dict(model or {}))
+            self._create(dim=dim, relevance_dim=relevance_dim, dtype=dtype, model=dict(model or {}),
+                         lexical_fields=list(lexical_fields))
         meta = read_meta(self._conn())
+        if meta.get("schema_version") != SCHEMA_VERSION:
+            meta = self._upgrade(list(lexical_fields))
         try:
             self.dim = int(meta["dim"])
             self.relevance_dim = None if meta.get("relevance_dim") is None else int(meta["relevance_dim"])
@@ -198,11 +206,18 @@ class PersistentIndex:
             raise ModelMismatchError(f"{self.path} holds {self.dim}-d vectors, not {dim}-d")
         if relevance_dim != self.relevance_dim and dim is not None:
             raise ModelMismatchError("the model's relevance head and the index disagree on relevance vectors")
+        fields = meta.get("lexical_fields")
+        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+            raise IndexCorruptedError(f"{self.path / CATALOG_FILE}: damaged lexical_fields setting")
+        # the index keeps the fields it was built with: BM25 rows must be removed with the values
+        # they were inserted with
+        self.lexical_fields = tuple(fields)
         self._remove_orphans()
         self._current()
 
     # ------------------------------------------------------------ plumbing
-    def _create(self, *, dim: int, relevance_dim: int | None, dtype: str, model: dict[str, Any]) -> None:
+    def _create(self, *, dim: int, relevance_dim: int | None, dtype: str, model: dict[str, Any],
+                lexical_fields: list[str]) -> None:
         if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
             raise InvalidInputError(f"dim must be a positive int, got {dim!r}")
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
@@ -217,7 +232,8 @@ class PersistentIndex:
             (tmp / _LOCK_FILE).touch()
             conn = sqlite3.connect(str(tmp / CATALOG_FILE), isolation_level=None)
             try:
-                create_schema(conn, {"dim": dim, "relevance_dim": relevance_dim, "dtype": dtype})
+                create_schema(conn, {"dim": dim, "relevance_dim": relevance_dim, "dtype": dtype,
+                                     "lexical_fields": lexical_fields})
             finally:
                 conn.close()
             manifest = {"format": "fgr-retriever-index", "version": PERSISTENT_VERSION, "backend": self.backend,
@@ -235,6 +251,44 @@ class PersistentIndex:
             _fsync_dir(parent)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _upgrade(self, lexical_fields: list[str]) -> dict[str, Any]:
+        """Bring a version-1 catalogue to version 2: build the BM25 table from the live documents,
+        in one transaction (an older fgr-retriever then refuses the index instead of writing to it
+        without keeping BM25 in step)."""
+        with self._writer() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                meta = read_meta(conn)
+                if meta.get("schema_version") == SCHEMA_VERSION:  # another process upgraded it first
+                    conn.execute("COMMIT")
+                    return meta
+                LexicalTable.create(conn)
+                rows = conn.execute("SELECT seq, text, metadata FROM entries WHERE deleted_gen IS NULL")
+                LexicalTable.insert(conn, (self._lexical_row(seq, text, metadata, lexical_fields)
+                                           for seq, text, metadata in rows))
+                for key, value in (("schema_version", SCHEMA_VERSION), ("lexical_fields", lexical_fields)):
+                    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, json.dumps(value)))
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            return read_meta(conn)
+
+    def _lexical_row(self, seq: int, text: str, metadata: str, fields: Sequence[str] | None = None) -> tuple:
+        try:
+            meta = json.loads(metadata)
+        except json.JSONDecodeError:
+            raise IndexCorruptedError(f"{self.path}: damaged metadata of entry {seq}") from None
+        return (seq, *lexical_values(text, meta, self.lexical_fields if fields is None else fields))
+
+    def _lexical_forget(self, conn: sqlite3.Connection, ids: Sequence[str]) -> None:
+        """Remove the live versions of ``ids`` from the BM25 table (inside the caller's transaction)."""
+        for batch in chunks(ids):
+            rows = conn.execute(f"SELECT seq, text, metadata FROM entries WHERE deleted_gen IS NULL AND doc_id IN "
+                                f"({','.join('?' * len(batch))})", batch).fetchall()
+            LexicalTable.remove(conn, [self._lexical_row(*r) for r in rows])
 
     def _conn(self) -> sqlite3.Connection:
         if self._closed:
@@ -704,6 +758,68 @@ class PersistentIndex:
                 docs[seq] = doc
         return np.asarray(sorted(keep), dtype=np.int64)
 
+    # ------------------------------------------------------------ lexical
+    def _live_position(self, st: _State, seq: int) -> int | None:
+        i = int(np.searchsorted(st.seq, seq))
+        return i if i < len(st.seq) and st.seq[i] == seq else None
+
+    def lexical_search(self, query: str, k: int, *, filter: MetadataFilter | None = None) -> list[tuple[str, float]]:
+        """The ``k`` best documents for ``query`` by BM25 alone, as ``(id, score)``, best first,
+        from the same committed generation as a vector search started now."""
+        predicate = compile_document_filter(filter) if filter is not None else None
+        st = self._current()
+        out: list[tuple[str, float]] = []
+        with self._read() as conn:
+            rows = (iter(self._lexical.search(conn, query, k)) if predicate is None
+                    else self._lexical.iter_search(conn, query))
+            pending: list[tuple[int, int, float]] = []
+
+            def drain() -> None:
+                docs = self._documents_by_seq(conn, [seq for seq, _, _ in pending]) if predicate else {}
+                for seq, i, score in pending:
+                    if len(out) < k and (predicate is None or (seq in docs and predicate(docs[seq]))):
+                        out.append((st.ids[i], score))
+                pending.clear()
+
+            with contextlib.closing(rows) if hasattr(rows, "close") else contextlib.nullcontext():
+                for seq, score in rows:
+                    i = self._live_position(st, seq)  # rows of versions newer than our snapshot are skipped
+                    if i is None:
+                        continue
+                    pending.append((seq, i, score))
+                    if len(pending) >= 256:
+                        drain()
+                        if len(out) >= k:
+                            break
+                drain()
+        return out
+
+    def lexical_scores(self, query: str, ids: Sequence[str]) -> dict[str, float]:
+        """BM25 of the given documents for ``query`` (0 for those that match no query word)."""
+        st = self._current()
+        seqs = {int(st.seq[st.position[i]]): i for i in ids if i in st.position}
+        with self._read() as conn:
+            found = self._lexical.scores(conn, query, list(seqs))
+        out = dict.fromkeys(ids, 0.0)
+        out.update((seqs[seq], score) for seq, score in found.items() if seq in seqs)
+        return out
+
+    def exact_matches(self, query: str, *, max_docs: int = 10, filter: MetadataFilter | None = None) -> list[str]:
+        """Documents that contain an identifier or quoted phrase of ``query`` held by at most
+        ``max_docs`` documents (see :func:`~fgr_retriever.index.lexical.exact_phrases`)."""
+        phrases = exact_phrases(query)
+        if not phrases:
+            return []
+        predicate = compile_document_filter(filter) if filter is not None else None
+        st = self._current()
+        with self._read() as conn:
+            found = LexicalTable.exact_matches(conn, phrases, max_rows=max_docs)
+            seqs = [seq for rows in found.values() for seq in rows if self._live_position(st, seq) is not None]
+            docs = self._documents_by_seq(conn, seqs) if predicate is not None else {}
+        ids = [st.ids[self._live_position(st, seq)] for seq in seqs  # type: ignore[index]
+               if predicate is None or (seq in docs and predicate(docs[seq]))]
+        return list(dict.fromkeys(ids))
+
     # ------------------------------------------------------------ writing
     def add(self, documents: Sequence[Document], encodings: Sequence[TextEncoding]) -> None:
         """Insert documents, replacing any stored under the same id; durable when it returns."""
@@ -742,6 +858,7 @@ class PersistentIndex:
                 gen = self._next_generation(conn)
                 seg_id = conn.execute("INSERT INTO segments(file, rows, bytes, sha256) VALUES (?, ?, ?, ?)",
                                       (info.file, info.rows, info.bytes, info.sha256)).lastrowid
+                self._lexical_forget(conn, [r[0] for r in rows])
                 for batch in chunks([r[0] for r in rows]):
                     conn.execute(f"UPDATE entries SET deleted_gen = ? WHERE deleted_gen IS NULL AND doc_id IN "
                                  f"({','.join('?' * len(batch))})", [gen, *batch])
@@ -752,6 +869,8 @@ class PersistentIndex:
                     start += n
                 conn.executemany("INSERT INTO entries(doc_id, segment, row, rows, windows, text, metadata, added_gen) "
                                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
+                LexicalTable.insert(conn, (self._lexical_row(*r) for r in conn.execute(
+                    "SELECT seq, text, metadata FROM entries WHERE added_gen = ?", (gen,)).fetchall()))
                 conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
@@ -783,6 +902,7 @@ class PersistentIndex:
                 if missing:
                     raise DocumentNotFoundError(missing)
                 gen = self._next_generation(conn)
+                self._lexical_forget(conn, ids)
                 for batch in chunks(ids):
                     conn.execute(f"UPDATE entries SET deleted_gen = ? WHERE deleted_gen IS NULL AND doc_id IN "
                                  f"({','.join('?' * len(batch))})", [gen, *batch])

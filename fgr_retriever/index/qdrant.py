@@ -34,6 +34,7 @@ collection built by another model raises :class:`~fgr_retriever.errors.ModelMism
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 import warnings
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
 
     from ..model.encoder import FGRColBERT
 
-__all__ = ["QdrantIndex", "translate_filter"]
+__all__ = ["QdrantFilter", "QdrantIndex", "translate_filter"]
 
 _NAMESPACE = uuid.UUID("6c1f3d2a-9b0e-4f57-8a41-2f6d0c9e7b13")
 _CANDIDATES = ("muvera", "pooled", None)
@@ -90,10 +91,41 @@ def point_id(doc_id: str, window: int) -> str:
 
 
 # ---------------------------------------------------------------------------- filters
-def translate_filter(spec: Mapping[str, Any] | None):
+class QdrantFilter:
+    """A ready qdrant-client ``Filter`` over this module's payload layout, handed to Qdrant as is.
+
+    For integrations that translate their own filter language (Haystack's, for one) straight to
+    Qdrant: pass ``QdrantFilter(models.Filter(...))`` wherever a metadata filter goes
+    (:meth:`FGRRetriever.search <fgr_retriever.FGRRetriever.search>`, :meth:`QdrantIndex.count`,
+    :meth:`QdrantIndex.delete_where`). Its keys address the payload: ``metadata.<field>``,
+    ``doc_id``, ``window`` (``text`` exists on window 0 only, so it cannot filter a search).
+
+    It is callable only so that the retriever's filter check lets it through as a predicate;
+    an index other than :class:`QdrantIndex` that calls it gets an :class:`InvalidInputError`.
+    """
+
+    __slots__ = ("filter",)
+
+    def __init__(self, qdrant_filter: Any) -> None:
+        from qdrant_client import models
+
+        if not isinstance(qdrant_filter, models.Filter):
+            raise InvalidInputError("QdrantFilter wraps a qdrant_client.models.Filter, "
+                                    f"got {type(qdrant_filter).__name__}")
+        self.filter = qdrant_filter
+
+    def __call__(self, document: Any) -> bool:
+        raise InvalidInputError("a QdrantFilter is evaluated by Qdrant: use it with a QdrantIndex")
+
+    def __repr__(self) -> str:
+        return f"QdrantFilter({self.filter!r})"
+
+
+def translate_filter(spec: Mapping[str, Any] | QdrantFilter | None):
     """Our metadata filter (see :mod:`fgr_retriever.index.filters`) as a Qdrant ``Filter`` over
     the ``metadata`` payload, or ``None``. What Qdrant cannot express with the same meaning
-    raises :class:`InvalidInputError` instead of filtering differently.
+    raises :class:`InvalidInputError` instead of filtering differently. A :class:`QdrantFilter`
+    is passed through unchanged.
 
     Differences that remain, by Qdrant's design: a list-valued metadata field matches ``$eq`` /
     ``$in`` when *any* element matches; ``$exists`` treats a field holding ``null`` or ``[]`` as
@@ -101,6 +133,8 @@ def translate_filter(spec: Mapping[str, Any] | None):
     """
     if spec is None:
         return None
+    if isinstance(spec, QdrantFilter):
+        return spec.filter
     from qdrant_client import models
 
     if callable(spec) and not isinstance(spec, Mapping):
@@ -321,11 +355,12 @@ class QdrantIndex:
         first = models.FieldCondition(key="window", match=models.MatchValue(value=0))
         return models.Filter(must=[first] + ([flt] if flt is not None else []))
 
-    def _scroll(self, flt, *, with_vectors: bool | list[str] = False) -> Iterator[Any]:
+    def _scroll(self, flt, *, with_vectors: bool | list[str] = False,
+                with_payload: bool | list[str] = True) -> Iterator[Any]:
         offset = None
         while True:
             points, offset = self._call(self.client.scroll, self.collection, scroll_filter=flt, limit=256,
-                                        offset=offset, with_payload=True, with_vectors=with_vectors)
+                                        offset=offset, with_payload=with_payload, with_vectors=with_vectors)
             yield from points
             if offset is None:
                 return
@@ -455,6 +490,46 @@ class QdrantIndex:
         if ids:
             self._call(self.client.delete, self.collection,
                        points_selector=models.FilterSelector(filter=self._doc_filter(ids)), wait=True)
+
+    def update_metadata(self, ids: Sequence[str], metadata: Mapping[str, Any]) -> None:
+        """Merge ``metadata`` into the stored metadata of the documents ``ids``, as ``dict.update``
+        does (top-level keys are replaced or added), on every window, without re-encoding.
+
+        One ``set_payload`` call per 1,024 documents; ids that are not stored are ignored. A key
+        whose new value is ``None`` is stored as null: Qdrant's payload merge would drop such a
+        key instead, so for those the documents' metadata is read and written back whole, one call
+        per document.
+        """
+        from qdrant_client import models
+
+        if isinstance(ids, str):
+            raise InvalidInputError("ids must be a list of document ids (wrap a single id in [...])")
+        if not isinstance(metadata, Mapping) or not all(isinstance(k, str) and k for k in metadata):
+            raise InvalidInputError("metadata must be a mapping with non-empty string keys")
+        try:
+            # what a search or get() would give back, so the stored form is plain JSON
+            metadata = json.loads(json.dumps(dict(metadata), allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"metadata is not JSON-serialisable: {exc}") from None
+        values = {k: v for k, v in metadata.items() if v is not None}
+        nulls = {k: None for k, v in metadata.items() if v is None}
+        ids = list(dict.fromkeys(ids))
+        for b in range(0, len(ids), 1024):
+            chunk = ids[b: b + 1024]
+            if values:
+                # key="metadata": merged into that object, the rest of the payload is untouched
+                self._call(self.client.set_payload, self.collection, payload=values, key="metadata",
+                           points=models.FilterSelector(filter=self._doc_filter(chunk)), wait=True)
+            if not nulls:
+                continue
+            heads = self._call(self.client.retrieve, self.collection, [point_id(i, 0) for i in chunk],
+                               with_payload=["doc_id", "metadata"])
+            for head in heads:
+                whole = {**(head.payload.get("metadata") or {}), **nulls}
+                # a top-level merge replaces the whole "metadata" object, nulls inside it included
+                self._call(self.client.set_payload, self.collection, payload={"metadata": whole},
+                           points=models.FilterSelector(filter=self._doc_filter([head.payload["doc_id"]])),
+                           wait=True)
 
     def delete_where(self, filter: Mapping[str, Any]) -> int:
         """Delete every document whose metadata matches ``filter``; returns how many."""

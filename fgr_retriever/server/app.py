@@ -4,7 +4,8 @@ The model and the index load once, when the app is created; every request then c
 (milliseconds), not a process start (seconds). Endpoints:
 
 ``GET /search``
-    ``q``, ``k``, ``unit``, ``threshold`` and ``filter`` (a metadata filter as JSON). Returns
+    ``q``, ``k``, ``unit``, ``threshold``, ``filter`` (a metadata filter as JSON) and the ranking
+    ``mode`` (``late``, ``hybrid`` or ``lexical``, with ``fusion`` and ``weight``). Returns
     the hits with their spans (evidence sentences), answers (the answer inside them, when the
     model has an answer head), evidence string and the text rendered as HTML with ``<mark>``
     (answers as a nested ``<mark class="answer">``).
@@ -73,12 +74,14 @@ def create_app(retriever: "FGRRetriever", *, title: str = "fgr-retriever"):
 
     @app.get("/search", summary="Search with evidence")
     def search(q: str, k: int = 10, unit: str | None = None, threshold: float | None = None,
-               filter: str | None = None) -> dict[str, Any]:
+               filter: str | None = None, mode: str | None = None, fusion: str | None = None,
+               weight: float | None = None) -> dict[str, Any]:
         try:
             flt = json.loads(filter) if filter else None
         except json.JSONDecodeError as exc:
             raise InvalidInputError(f"filter is not valid JSON: {exc}") from None
-        results = retriever.search(q, k=k, filter=flt, unit=unit, threshold=threshold)
+        results = retriever.search(q, k=k, filter=flt, unit=unit, threshold=threshold, mode=mode, fusion=fusion,
+                                   weight=weight)
         return {"query": q, "results": [hit(r) for r in results]}
 
     @app.post("/highlight", summary="Evidence spans of any text")

@@ -265,3 +265,18 @@ def test_demo_data_ships_inside_the_package():
         assert (package.parent / "examples" / name).resolve() == (DEMO_DATA / name).resolve()
     pyproject = (package.parent / "pyproject.toml").read_text(encoding="utf-8")
     assert '"demo_data/*"' in pyproject
+
+
+def test_search_modes(tmp_path, tiny_cli, capsys):
+    root = write_corpus(tmp_path)
+    out = tmp_path / "idx"
+    assert cli.main(["index", str(root), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert cli.main(["search", str(out), "Orléans", "--mode", "lexical", "--json"]) == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == ["ship"]
+    assert cli.main(["search", str(out), "crepe brush", "--mode", "hybrid", "--fusion", "rrf", "--weight", "0.4",
+                     "-k", "4", "--json"]) == 0
+    hybrid = json.loads(capsys.readouterr().out)
+    assert len(hybrid) == 4 and hybrid[0]["score"] < 1
+    assert cli.main(["search", str(out), "x", "--mode", "hybrid", "--weight", "2"]) != 0
+    assert "weight" in capsys.readouterr().err

@@ -314,7 +314,8 @@ def test_kill_9_during_writes_leaves_old_or_new_state(tmp_path):
         os.kill(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
         assert "Traceback" not in err, err
-        committed = [line.split()[1] for line in out.splitlines() if line.startswith("committed")]
+        # only whole lines: the kill can land in the middle of a print
+        committed = [line.split()[1] for line in out.split("\n")[:-1] if line.startswith("committed ")]
         index = PersistentIndex(path)  # opening cleans up what the killed writer left behind
         by_batch: dict[str, int] = {}
         for doc in index.get(index.ids()):
@@ -325,7 +326,10 @@ def test_kill_9_during_writes_leaves_old_or_new_state(tmp_path):
             assert committed[-1] in by_batch or committed[-1].endswith(("-3", "-6", "-9"))
         if len(index):
             assert len(index.search(query(round_), 3)) == min(3, len(index))
+        # BM25 changed in the same transactions: exactly the live documents, each found by its words
+        assert {d for d, _ in index.lexical_search("batch", 10_000)} == set(index.ids())
         conn = sqlite3.connect(str(path / "catalog.sqlite"))
+        assert conn.execute("SELECT COUNT(*) FROM lexical").fetchone()[0] == len(index)
         named = {r[0] for r in conn.execute("SELECT file FROM segments UNION SELECT file FROM ann_parts")}
         named |= {json.loads(r[0]) for r in conn.execute("SELECT value FROM meta WHERE key='ann_template'")}
         conn.close()

@@ -196,3 +196,43 @@ def test_cli_indexes_into_and_searches_a_collection(tmp_path, model, capsys):
     assert {h["id"] for h in hits} == {"care", "silk"} and all(h["spans"] for h in hits)
     assert cli.main(["index", str(kb), "--out", str(tmp_path / "x"), *where]) == 1  # one destination only
     assert "--out DIR, or --qdrant-url" in capsys.readouterr().err
+
+
+def test_update_metadata_changes_every_window_without_re_encoding(model, monkeypatch):
+    ours, _ = _pair(model, "pooled")
+    index = ours.index
+    before = index.tokens("ship")
+    monkeypatch.setattr(model, "encode_documents", lambda *a, **k: pytest.fail("update_metadata re-encoded"))
+    index.update_metadata(["ship", "gift", "nope"], {"category": "logistics", "stock": 3, "region": None})
+    index.update_metadata(["care"], {"tags": None})  # only nulls: written back whole
+    windows = list(index._scroll(index._doc_filter(["ship"])))
+    assert len(windows) == len(before.window_lengths) > 1
+    for point in windows:  # dict.update on the metadata of every window; null kept, not dropped
+        assert point.payload["metadata"] == {"category": "logistics", "price": 20.5, "region": None, "stock": 3}
+    assert [d.metadata for d in index.get(["gift", "care"])] == [
+        {"category": "logistics", "stock": 3, "region": None}, {"category": "care", "price": 3, "tags": None}]
+    after = index.tokens("ship")
+    assert (after.vectors == before.vectors).all() and (after.offsets == before.offsets).all()
+    assert "nope" not in index  # an unknown id is ignored, not created
+    assert {r.id for r in ours.search("days", k=5, filter={"category": "logistics"})} == {"ship", "gift"}
+    with pytest.raises(InvalidInputError, match="JSON"):
+        index.update_metadata(["ship"], {"bad": float("nan")})
+    with pytest.raises(InvalidInputError, match="list of document ids"):
+        index.update_metadata("ship", {"a": 1})
+
+
+def test_a_qdrant_filter_is_passed_through(pooled_pair):
+    from qdrant_client import models
+
+    from fgr_retriever.index.qdrant import QdrantFilter
+
+    ours, reference = pooled_pair
+    care = QdrantFilter(models.Filter(must=[models.FieldCondition(key="metadata.category",
+                                                                  match=models.MatchValue(value="care"))]))
+    assert translate_filter(care) is care.filter
+    assert ours.index.count(care) == 2
+    assert {r.id for r in ours.search("brush", k=5, filter=care)} == {"care", "silk"}
+    with pytest.raises(InvalidInputError, match="evaluated by Qdrant"):
+        reference.search("brush", k=5, filter=care)  # another index cannot run it
+    with pytest.raises(InvalidInputError, match="wraps a qdrant_client.models.Filter"):
+        QdrantFilter({"category": "care"})

@@ -166,3 +166,12 @@ def test_the_page_in_a_real_browser(live_server, tmp_path, monkeypatch):
     assert "<mark>" in dom  # the evidence, highlighted by the page from the API's spans
     assert re.search(r'<mark>[^<]*<mark class="answer">[^<]+</mark>', dom), dom[-2000:]  # the answer inside it
     assert shot.exists() and shot.stat().st_size > 5000  # a rendered page, kept in the test's tmp_path
+
+
+def test_search_modes(client):
+    body = client.get("/search", params={"q": "Orléans", "mode": "lexical"}).json()
+    assert [r["id"] for r in body["results"]] == ["ship/fr"]
+    hybrid = client.get("/search", params={"q": "crepe brush", "mode": "hybrid", "fusion": "rrf", "k": 3}).json()
+    assert len(hybrid["results"]) == 3
+    bad = client.get("/search", params={"q": "x", "mode": "bm25"})
+    assert bad.status_code == 422 and "mode" in bad.json()["detail"]

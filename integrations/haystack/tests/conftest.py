@@ -84,6 +84,27 @@ def make_store(tiny_model_dir, _pinned_tiny_model):
 
 
 @pytest.fixture
+def make_qdrant_store(tiny_model_dir, _pinned_tiny_model):
+    """Factory for Qdrant stores on the tiny model (qdrant-client's local mode; `location=":memory:"`
+    unless url/path/location is given); every store made is closed afterwards, which frees a `path`."""
+    pytest.importorskip("qdrant_client")
+    from haystack_integrations.document_stores.fgr import FGRColBERTQdrantDocumentStore
+
+    made = []
+
+    def make(**kwargs):
+        kwargs.setdefault("model", tiny_model_dir)
+        if not {"url", "path", "location"} & set(kwargs):
+            kwargs["location"] = ":memory:"
+        made.append(FGRColBERTQdrantDocumentStore(**kwargs))
+        return made[-1]
+
+    yield make
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
 def store(make_store):
     return make_store()
 

@@ -121,7 +121,7 @@ def test_to_dict_from_dict(tiny_model_dir, tmp_path):
     assert data == {
         "type": "haystack_integrations.components.retrievers.fgr.retriever.FGRColBERTRetriever",
         "init_parameters": {"document_store": store.to_dict(), "top_k": 5, "filters": CARE,
-                            "filter_policy": "merge", "evidence_only": True, "threshold": 0.4},
+                            "filter_policy": "merge", "evidence_only": True, "threshold": 0.4, "mode": "late"},
     }
     again = FGRColBERTRetriever.from_dict(data)
     assert isinstance(again.document_store, FGRColBERTDocumentStore)
@@ -180,3 +180,38 @@ def test_sentence_evidence_reaches_haystack_documents(tmp_path, shop_docs):
         spans = doc.meta["evidence_spans"]
         assert len(spans) == 1 and spans[0]["text"] in sentences
         assert doc.content.strip(" …") == spans[0]["text"]  # "…" marks the text left out
+
+
+def test_modes_at_init_and_run_time(filled_store):
+    filled_store.write_documents([Document(id="crew", content="Brume cashmere crewneck. Reference: MV-BRM-CN.",
+                                           meta={"category": "product", "year": 2024})])
+    retriever = FGRColBERTRetriever(filled_store, top_k=3, mode="hybrid")
+    hybrid = retriever.run(query="Is MV-BRM-CN available?")["documents"]
+    assert hybrid[0].id == "crew"  # the exact reference ranks first
+    spans_from_metadata(hybrid[0].meta, text=hybrid[0].content)  # evidence from the stored vectors
+    lexical = retriever.run(query="scarves", mode="lexical")["documents"]
+    assert [d.id for d in lexical] == ["silk"]
+    filtered = retriever.run(query="cashmere", mode="lexical", filters=CARE)["documents"]
+    assert [d.id for d in filtered] == ["cashmere"]
+    late = FGRColBERTRetriever(filled_store, top_k=3).run(query="silk")["documents"]
+    assert [d.id for d in retriever.run(query="silk", mode="late")["documents"]] == [d.id for d in late]
+    with pytest.raises(ValueError, match="mode"):
+        retriever.run(query="silk", mode="bm25")
+    with pytest.raises(ValueError, match="mode"):
+        FGRColBERTRetriever(filled_store, mode="dense")
+    again = FGRColBERTRetriever.from_dict(retriever.to_dict())
+    assert again.mode == "hybrid"
+
+
+@pytest.mark.asyncio
+async def test_mode_in_run_async(filled_store):
+    documents = (await FGRColBERTRetriever(filled_store, top_k=2).run_async(query="scarves", mode="lexical"))["documents"]
+    assert [d.id for d in documents] == ["silk"]
+
+
+def test_qdrant_store_refuses_hybrid(make_qdrant_store, shop_docs):
+    store = make_qdrant_store()
+    store.write_documents(shop_docs)
+    with pytest.raises(ValueError, match="BM25"):
+        FGRColBERTRetriever(store, mode="hybrid").run(query="silk")
+    assert FGRColBERTRetriever(store, top_k=1).run(query="silk", mode="late")["documents"]

@@ -32,6 +32,7 @@ from typing import Any
 
 from fgr_retriever.errors import IndexCorruptedError, IndexNotFoundError, IndexStoreError, InvalidInputError
 from fgr_retriever.index.filters import compile_filter
+from fgr_retriever.index.fusion import MODES
 from fgr_retriever.model import FGRColBERT
 from fgr_retriever.retriever import FGRRetriever
 from fgr_retriever.validation import check_k, check_query, check_threshold
@@ -46,7 +47,7 @@ from ._convert import check_documents, core_input, to_langchain
 __all__ = ["FGRColBERTRetriever"]
 
 #: per-call options of ``invoke``/``ainvoke`` (anything else is a ``TypeError``)
-CALL_OPTIONS = ("k", "filter", "evidence_only", "threshold", "highlight")
+CALL_OPTIONS = ("k", "filter", "evidence_only", "threshold", "highlight", "mode")
 # LangChain forwards ``verbose`` from invoke() kwargs to every retriever; it means nothing here
 _IGNORED_CALL_KWARGS = frozenset({"verbose"})
 
@@ -88,6 +89,12 @@ def _core_filter(spec: Mapping[str, Any] | DocumentPredicate | None) -> Any:
         return bool(spec(Document(id=stored.id, page_content=stored.text, metadata=dict(stored.metadata))))
 
     return keep
+
+
+def _check_mode(mode: object) -> str | None:
+    if mode is not None and mode not in MODES:
+        raise InvalidInputError(f"mode must be one of {MODES} or None, got {mode!r}")
+    return mode  # type: ignore[return-value]
 
 
 def _resolve_model(model: FGRColBERT | str | os.PathLike[str] | None) -> FGRColBERT | None:
@@ -143,8 +150,12 @@ class FGRColBERTRetriever(BaseRetriever):
     with ``model`` when the directory is missing or empty) or, without ``index_path``, starts an
     in-memory index with ``model`` (default: the bundled model, offline).
 
-    ``k``, ``filter``, ``evidence_only``, ``threshold`` and ``highlight`` are defaults; each can
-    be overridden per call: ``retriever.invoke(query, k=2, filter={"lang": "en"})``. ``filter``
+    ``k``, ``filter``, ``evidence_only``, ``threshold``, ``highlight`` and ``mode`` are defaults;
+    each can be overridden per call: ``retriever.invoke(query, k=2, filter={"lang": "en"})``.
+    ``mode="hybrid"`` fuses late interaction with BM25 (references and rare words rank first),
+    ``"lexical"`` is BM25 alone; the fusion itself is the core retriever's ``hybrid=``
+    (:class:`~fgr_retriever.index.fusion.HybridConfig`), e.g.
+    ``from_texts(texts, mode="hybrid", hybrid=HybridConfig(fusion="rrf"))``. ``filter``
     is a MongoDB-style mapping on metadata (see :mod:`fgr_retriever.index.filters`) or a callable that
     receives each candidate as a LangChain ``Document`` (full text, stored metadata; it must not
     modify it) and returns ``True`` to keep it. ``filter=None`` in a call switches the default
@@ -188,6 +199,8 @@ class FGRColBERTRetriever(BaseRetriever):
     """Token probability above which a word is evidence; ``None``: the model's own threshold."""
     highlight: bool = True
     """Compute evidence spans; ``False`` ranks identically and leaves ``evidence_spans`` empty."""
+    mode: str | None = None
+    """``"late"``, ``"hybrid"`` or ``"lexical"`` ranking; ``None``: the core retriever's ``mode``."""
     index_path: str | None = None
     """Directory of the persistent index (changes are durable when they return); ``None``: in memory."""
 
@@ -223,6 +236,11 @@ class FGRColBERTRetriever(BaseRetriever):
     @classmethod
     def _validate_threshold(cls, value: float | None) -> float | None:
         return check_threshold(value)
+
+    @field_validator("mode")
+    @classmethod
+    def _validate_mode(cls, value: str | None) -> str | None:
+        return _check_mode(value)
 
     @field_validator("filter", mode="before")
     @classmethod
@@ -406,7 +424,7 @@ class FGRColBERTRetriever(BaseRetriever):
 
     # ----------------------------------------------------------------- search
     def _options(self, k: Any, filter: Any, evidence_only: Any, threshold: Any, highlight: Any,
-                 extra: Mapping[str, Any]) -> dict[str, Any]:
+                 extra: Mapping[str, Any], mode: Any = None) -> dict[str, Any]:
         """Per-call options merged over the defaults, all validated before any work starts."""
         unknown = sorted(set(extra) - _IGNORED_CALL_KWARGS)
         if unknown:
@@ -419,26 +437,28 @@ class FGRColBERTRetriever(BaseRetriever):
                                          self.evidence_only if evidence_only is None else evidence_only),
             "threshold": check_threshold(self.threshold if threshold is _UNSET else threshold),
             "highlight": _check_flag("highlight", self.highlight if highlight is None else highlight),
+            "mode": _check_mode(self.mode if mode is None else mode),
         }
 
     def _search(self, query: str, options: Mapping[str, Any]) -> list[Document]:
         results = call_locked(self._model_lock_owner(), self.retriever.search, query, k=options["k"],
                               filter=options["filter"], highlight=options["highlight"],
-                              threshold=options["threshold"])
+                              threshold=options["threshold"], mode=options["mode"])
         return [to_langchain(r, evidence_only=options["evidence_only"]) for r in results]
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
                                 k: int | None = None, filter: Any = _UNSET, evidence_only: bool | None = None,
-                                threshold: Any = _UNSET, highlight: bool | None = None,
+                                threshold: Any = _UNSET, highlight: bool | None = None, mode: str | None = None,
                                 **kwargs: Any) -> list[Document]:
-        options = self._options(k, filter, evidence_only, threshold, highlight, kwargs)
+        options = self._options(k, filter, evidence_only, threshold, highlight, kwargs, mode)
         return self._search(check_query(query), options)
 
     async def _aget_relevant_documents(self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun,
                                        k: int | None = None, filter: Any = _UNSET,
                                        evidence_only: bool | None = None, threshold: Any = _UNSET,
-                                       highlight: bool | None = None, **kwargs: Any) -> list[Document]:
-        options = self._options(k, filter, evidence_only, threshold, highlight, kwargs)
+                                       highlight: bool | None = None, mode: str | None = None,
+                                       **kwargs: Any) -> list[Document]:
+        options = self._options(k, filter, evidence_only, threshold, highlight, kwargs, mode)
         query = check_query(query)
         # encoding and scoring take from milliseconds to seconds: keep them off the event loop
         return await asyncio.to_thread(self._search, query, options)

@@ -454,3 +454,27 @@ def test_sentence_evidence_reaches_langchain_documents(corpus):
         assert all(span["text"] in sentences for span in doc.metadata["evidence_spans"])
         _check_spans(doc)
         assert doc.page_content in sentences or "…" in doc.page_content
+
+
+def test_mode_default_and_per_call_match_the_core(tiny_model):
+    texts = ["Brume cashmere stole. Reference: MV-BRM-ST.", "Brume cashmere crewneck. Reference: MV-BRM-CN.",
+             "Brush suede after each use."]
+    retriever = FGRColBERTRetriever.from_texts(texts, ids=["stole", "crew", "suede"], model=tiny_model,
+                                               mode="hybrid", k=3)
+    core = retriever.retriever
+    assert [d.id for d in retriever.invoke("MV-BRM-CN")] == [r.id for r in core.search("MV-BRM-CN", k=3, mode="hybrid")]
+    assert retriever.invoke("MV-BRM-CN")[0].id == "crew"  # the exact reference ranks first
+    lexical = retriever.invoke("suede brush", mode="lexical")
+    assert [d.id for d in lexical] == ["suede"]
+    assert [d.id for d in retriever.invoke("suede", mode="late")] == [r.id for r in core.search("suede", k=3)]
+    with pytest.raises(InvalidInputError, match="mode"):
+        retriever.invoke("suede", mode="bm25")
+    with pytest.raises(Exception, match="mode"):
+        FGRColBERTRetriever(retriever=core, mode="dense")
+
+
+async def test_mode_in_async_calls(tiny_model):
+    retriever = FGRColBERTRetriever.from_texts(["Brush suede after each use.", "Silk is dry-cleaned."],
+                                               ids=["suede", "silk"], model=tiny_model)
+    docs = await retriever.ainvoke("silk", mode="lexical")
+    assert [d.id for d in docs] == ["silk"]

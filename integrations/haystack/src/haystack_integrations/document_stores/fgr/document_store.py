@@ -106,6 +106,13 @@ def _from_core(doc: CoreDocument) -> Document:
     return Document.from_dict({**extras, "id": doc.id, "content": doc.text, "meta": metadata})
 
 
+def _with_evidence(result: Any, doc: Document, *, evidence_only: bool) -> Document:
+    """A new Document for one search result: `doc` with the result's score and evidence meta."""
+    text, evidence_meta = evidence_fields(result, evidence_only=evidence_only)
+    doc = copy.deepcopy(doc)  # the stored document (and its embedding list) stays untouched
+    return replace(doc, content=text, score=result.score, meta={**doc.meta, **evidence_meta})
+
+
 class FGRColBERTDocumentStore:
     """Stores Haystack Documents in an FGR-ColBERT late-interaction index, optionally on disk.
 
@@ -446,6 +453,7 @@ class FGRColBERTDocumentStore:
         filters: dict[str, Any] | None = None,
         evidence_only: bool = False,
         threshold: float | None = None,
+        mode: str | None = None,
     ) -> list[Document]:
         """
         The `top_k` best documents for `query`, best first, as new Documents.
@@ -473,14 +481,9 @@ class FGRColBERTDocumentStore:
 
             # Haystack filters are evaluated by Haystack on the Haystack form of each document
             match = (lambda core_doc: document_matches_filter(filters, haystack_form(core_doc))) if filters else None
-            results = retriever.search(query, k=top_k, filter=match, threshold=threshold)
+            results = retriever.search(query, k=top_k, filter=match, threshold=threshold, mode=mode)
             hits = [(result, haystack_form(result)) for result in results]
-        documents = []
-        for result, doc in hits:
-            text, evidence_meta = evidence_fields(result, evidence_only=evidence_only)
-            doc = copy.deepcopy(doc)  # the stored document (and its embedding list) stays untouched
-            documents.append(replace(doc, content=text, score=result.score, meta={**doc.meta, **evidence_meta}))
-        return documents
+        return [_with_evidence(result, doc, evidence_only=evidence_only) for result, doc in hits]
 
     # ------------------------------------------------------------------- async
     async def count_documents_async(self) -> int:
@@ -525,8 +528,10 @@ class FGRColBERTDocumentStore:
         filters: dict[str, Any] | None = None,
         evidence_only: bool = False,
         threshold: float | None = None,
+        mode: str | None = None,
     ) -> list[Document]:
         """:meth:`_search` in a worker thread."""
         return await asyncio.to_thread(
-            self._search, query, top_k=top_k, filters=filters, evidence_only=evidence_only, threshold=threshold
+            self._search, query, top_k=top_k, filters=filters, evidence_only=evidence_only, threshold=threshold,
+            mode=mode,
         )
