@@ -33,7 +33,6 @@ import sqlite3
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -174,6 +173,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="benchmarks/results/hybrid_retrieval.json")
     p.add_argument("--latency-queries", type=int, default=100)
+    p.add_argument("--latency-only", metavar="OUT",
+                   help="only the latency and storage measurement (MS MARCO pool), written to OUT")
     args = p.parse_args()
     if not DATA.exists():
         print(f"shared data not found at {DATA}", file=sys.stderr)
@@ -181,6 +182,15 @@ def main() -> int:
     torch.set_num_threads(2)
     started = time.perf_counter()
     model = FGRColBERT.from_pretrained()
+    if args.latency_only:
+        marco = load_beir(DATA / "retrieval" / "msmarco-dev-small-600")
+        retriever = retriever_for("msmarco-dev-small-600", marco, model)
+        queries = [marco.queries[q] for q in select_queries(marco)][: args.latency_queries]
+        out = {"latency_msmarco_pool": latency(retriever, queries), "storage_msmarco_pool": storage(retriever),
+               "queries": len(queries), "threads": torch.get_num_threads()}
+        print(json.dumps(out, indent=1))
+        atomic_write_text(Path(args.latency_only), json.dumps(out, indent=1) + "\n")
+        return 0
     dl20 = load_beir(DATA / "retrieval" / "trec-dl20")
     hotpot, hotpot_qids = hotpot_dev()
     marco = load_beir(DATA / "retrieval" / "msmarco-dev-small-600")

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import DocumentNotFoundError, DuplicateIdError, IndexCorruptedError, InvalidInputError, ModelMismatchError
 from ..model.encoder import QueryEncoding, TextEncoding
-from ..model.scoring import segment_max
+from ..model.scoring import segment_max, similarity
 from ..types import Document
 from .base import IndexHit, StoredTokens
 from .filters import MetadataFilter, compile_document_filter
@@ -261,7 +261,7 @@ class EmbeddedIndex:
         win_scores = np.empty(len(starts), dtype=np.float32)
         with torch.inference_mode():
             for w0, w1, r0, r1 in arrays["chunks"]:  # type: ignore[union-attr]
-                sim_t = q @ vectors[r0:r1].T
+                sim_t = similarity(q, vectors[r0:r1])
                 win_scores[w0:w1] = segment_max(sim_t, starts[w0:w1] - r0).sum(axis=0)
         doc_scores = np.full(len(self._docs), -np.inf, dtype=np.float32)
         np.maximum.at(doc_scores, arrays["slots"], win_scores)

@@ -47,7 +47,7 @@ from ..errors import (
     ModelMismatchError,
 )
 from ..model.encoder import QueryEncoding, TextEncoding
-from ..model.scoring import segment_max
+from ..model.scoring import segment_max, similarity
 from ..types import Document
 from ..validation import check_encodable
 from . import ann as quantiser
@@ -606,7 +606,7 @@ class PersistentIndex:
             w1 = max(w0 + 1, int(np.searchsorted(ends, starts[w0] + self.chunk_tokens, side="right")))
             r0, r1 = int(starts[w0]), int(ends[w1 - 1])
             block = self._unpack(st.segments[seg_id], vectors[r0:r1], r0, r1, mapped=True)
-            win = segment_max(q @ block.T, starts[w0:w1] - r0).sum(axis=0)
+            win = segment_max(similarity(q, block), starts[w0:w1] - r0).sum(axis=0)
             own = owners[w0:w1]
             live = own >= 0
             np.maximum.at(out, own[live], win[live])
@@ -648,7 +648,7 @@ class PersistentIndex:
                     owners.append(j)
                     w0 += length
                 total += t.shape[0]
-            win = segment_max(q @ torch.cat(mats).T, np.asarray(starts, dtype=np.int64)).sum(axis=0)
+            win = segment_max(similarity(q, torch.cat(mats)), np.asarray(starts, dtype=np.int64)).sum(axis=0)
             np.maximum.at(scores, np.asarray(owners), win)
 
         for j in rest[np.lexsort((st.row[positions[rest]], st.segment[positions[rest]]))]:
