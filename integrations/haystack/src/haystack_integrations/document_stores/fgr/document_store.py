@@ -12,7 +12,7 @@ import asyncio
 import copy
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,33 @@ def _with_evidence(result: Any, doc: Document, *, evidence_only: bool) -> Docume
     text, evidence_meta = evidence_fields(result, evidence_only=evidence_only)
     doc = copy.deepcopy(doc)  # the stored document (and its embedding list) stays untouched
     return replace(doc, content=text, score=result.score, meta={**doc.meta, **evidence_meta})
+
+
+def _check_write(documents: Any, policy: DuplicatePolicy) -> tuple[list[Document], DuplicatePolicy]:
+    """The documents as a list (each one a Document), and the policy with `NONE` read as `FAIL`."""
+    if isinstance(documents, (str, bytes, Document)) or not isinstance(documents, Iterable):
+        raise ValueError(f"write_documents() takes a list of Documents, got {type(documents).__name__}")
+    documents = list(documents)
+    for i, doc in enumerate(documents):
+        if not isinstance(doc, Document):
+            raise ValueError(f"write_documents() takes a list of Documents; item {i} is a {type(doc).__name__}")
+    return documents, (DuplicatePolicy.FAIL if policy == DuplicatePolicy.NONE else policy)
+
+
+def _plan_write(documents: list[Document], stored: Container[str], policy: DuplicatePolicy) -> dict[str, Document]:
+    """What to write, by id, after `policy` has dealt with ids already `stored` or repeated."""
+    batch: dict[str, Document] = {}
+    for doc in documents:
+        known, repeated = doc.id in stored, doc.id in batch
+        if (known or repeated) and policy == DuplicatePolicy.FAIL:
+            where = "is already stored" if known else "appears twice in this batch"
+            raise DuplicateDocumentError(f"ID '{doc.id}' {where}.")
+        if (known or repeated) and policy == DuplicatePolicy.SKIP:
+            logger.warning("ID '{document_id}' already exists; skipping it", document_id=doc.id)
+            continue
+        batch.pop(doc.id, None)  # OVERWRITE within one batch: the last copy wins
+        batch[doc.id] = doc
+    return batch
 
 
 class FGRColBERTDocumentStore:
@@ -337,27 +364,10 @@ class FGRColBERTDocumentStore:
         :returns: The number of documents written (with `OVERWRITE`, always `len(documents)`).
         :raises ValueError: for non-Documents, documents without text, or meta that is not JSON.
         """
-        if isinstance(documents, (str, bytes, Document)) or not isinstance(documents, Iterable):
-            raise ValueError(f"write_documents() takes a list of Documents, got {type(documents).__name__}")
-        documents = list(documents)
-        for i, doc in enumerate(documents):
-            if not isinstance(doc, Document):
-                raise ValueError(f"write_documents() takes a list of Documents; item {i} is a {type(doc).__name__}")
-        if policy == DuplicatePolicy.NONE:
-            policy = DuplicatePolicy.FAIL
+        documents, policy = _check_write(documents, policy)
         with self._lock:
             retriever = self._ready()
-            batch: dict[str, Document] = {}
-            for doc in documents:
-                stored, repeated = doc.id in self._documents, doc.id in batch
-                if (stored or repeated) and policy == DuplicatePolicy.FAIL:
-                    where = "is already stored" if stored else "appears twice in this batch"
-                    raise DuplicateDocumentError(f"ID '{doc.id}' {where}.")
-                if (stored or repeated) and policy == DuplicatePolicy.SKIP:
-                    logger.warning("ID '{document_id}' already exists; skipping it", document_id=doc.id)
-                    continue
-                batch.pop(doc.id, None)  # OVERWRITE within one batch: the last copy wins
-                batch[doc.id] = doc
+            batch = _plan_write(documents, self._documents, policy)
             converted = [_to_core(doc) for doc in batch.values()]
             if any(changed for _, changed in converted):
                 logger.warning("Some document meta is stored as its JSON form (e.g. tuples become lists).")

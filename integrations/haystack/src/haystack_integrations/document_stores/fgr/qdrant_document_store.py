@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from haystack import Document, default_from_dict, default_to_dict, logging
-from haystack.document_stores.errors import DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
 from haystack.utils import Secret, deserialize_secrets_inplace
 
@@ -25,7 +24,15 @@ from fgr_retriever import FGRRetriever, ModelMismatchError
 from ._models import load_model
 from ._qdrant_filters import LISTS_KEY, list_paths, translate
 from ._validation import check_int, check_threshold
-from .document_store import RESERVED_META_KEY, FGRColBERTDocumentStore, _from_core, _to_core, _with_evidence
+from .document_store import (
+    RESERVED_META_KEY,
+    FGRColBERTDocumentStore,
+    _check_write,
+    _from_core,
+    _plan_write,
+    _to_core,
+    _with_evidence,
+)
 
 __all__ = ["FGRColBERTQdrantDocumentStore"]
 
@@ -344,28 +351,11 @@ class FGRColBERTQdrantDocumentStore(FGRColBERTDocumentStore):
         :returns: The number of documents written (with `OVERWRITE`, always `len(documents)`).
         :raises ValueError: for non-Documents, documents without text, or meta that is not JSON.
         """
-        if isinstance(documents, (str, bytes, Document)) or not isinstance(documents, Iterable):
-            raise ValueError(f"write_documents() takes a list of Documents, got {type(documents).__name__}")
-        documents = list(documents)
-        for i, doc in enumerate(documents):
-            if not isinstance(doc, Document):
-                raise ValueError(f"write_documents() takes a list of Documents; item {i} is a {type(doc).__name__}")
-        if policy == DuplicatePolicy.NONE:
-            policy = DuplicatePolicy.FAIL
+        documents, policy = _check_write(documents, policy)
         retriever = self._ready()
         stored = self._stored_ids(list(dict.fromkeys(d.id for d in documents))) if (
             policy != DuplicatePolicy.OVERWRITE and documents) else set()
-        batch: dict[str, Document] = {}
-        for doc in documents:
-            known, repeated = doc.id in stored, doc.id in batch
-            if (known or repeated) and policy == DuplicatePolicy.FAIL:
-                where = "is already stored" if known else "appears twice in this batch"
-                raise DuplicateDocumentError(f"ID '{doc.id}' {where}.")
-            if (known or repeated) and policy == DuplicatePolicy.SKIP:
-                logger.warning("ID '{document_id}' already exists; skipping it", document_id=doc.id)
-                continue
-            batch.pop(doc.id, None)  # OVERWRITE within one batch: the last copy wins
-            batch[doc.id] = doc
+        batch = _plan_write(documents, stored, policy)
         converted = [_to_payload(doc) for doc in batch.values()]
         if any(changed for _, changed in converted):
             logger.warning("Some document meta is stored as its JSON form (e.g. tuples become lists).")
