@@ -166,9 +166,15 @@ def test_the_page_in_a_real_browser(live_server, tmp_path, monkeypatch):
     assert "<mark>" in dom  # the evidence, highlighted by the page from the API's spans
     assert re.search(r'<mark>[^<]*<mark class="answer">[^<]+</mark>', dom), dom[-2000:]  # the answer inside it
     assert shot.exists() and shot.stat().st_size > 5000  # a rendered page, kept in the test's tmp_path
+    # the ranking mode travels in the link: BM25 alone finds only the document with the word
+    dom = subprocess.run([*common, "--dump-dom", f"{live_server}/?q=Orl%C3%A9ans&mode=lexical"],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert dom.count('class="hit"') == 1 and "ship/fr" in dom, dom[-2000:]
 
 
 def test_search_modes(client):
+    page = client.get("/").text
+    assert '<select name="mode"' in page and 'params.set("mode", mode)' in page
     body = client.get("/search", params={"q": "Orléans", "mode": "lexical"}).json()
     assert [r["id"] for r in body["results"]] == ["ship/fr"]
     hybrid = client.get("/search", params={"q": "crepe brush", "mode": "hybrid", "fusion": "rrf", "k": 3}).json()
