@@ -9,6 +9,7 @@ once they pass a quarter of the rows, and always before saving.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import sqlite3
@@ -327,22 +328,14 @@ class EmbeddedIndex:
         """The ``k`` best documents for ``query`` by BM25 alone, as ``(id, score)``, best first."""
         match = compile_document_filter(filter) if filter is not None else None
         out: list[tuple[str, float]] = []
-        with self._lex_lock:
-            conn = self._lexical_conn()
-            if match is None:
-                rows = self._lexical.search(conn, query, k)
-                out = [(self._lex_id[row], score) for row, score in rows if row in self._lex_id]
-            else:
-                found = self._lexical.iter_search(conn, query)
-                try:
-                    for row, score in found:
-                        doc_id = self._lex_id.get(row)
-                        if doc_id is not None and self._lexical_ok(doc_id, match):
-                            out.append((doc_id, score))
-                            if len(out) >= k:
-                                break
-                finally:
-                    found.close()  # the statement must not outlive the lock
+        with self._lex_lock, contextlib.closing(  # the statement must not outlive the lock
+                self._lexical.iter_search(self._lexical_conn(), query, limit=None if match else k)) as rows:
+            for row, score in rows:
+                doc_id = self._lex_id.get(row)
+                if doc_id is not None and self._lexical_ok(doc_id, match):
+                    out.append((doc_id, score))
+                    if len(out) >= k:
+                        break
         return out
 
     def lexical_scores(self, query: str, ids: Sequence[str]) -> dict[str, float]:

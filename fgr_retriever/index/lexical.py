@@ -21,6 +21,7 @@ be matched as a phrase.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -144,21 +145,21 @@ class LexicalTable:
 
     def search(self, conn: sqlite3.Connection, query: str, limit: int) -> list[tuple[int, float]]:
         """The ``limit`` best rows for ``query`` (any of its terms), best first."""
-        terms = query_terms(query)
-        if not terms or limit < 1:
-            return []
-        sql = (f"SELECT rowid, -{self._bm25()} AS s FROM {TABLE} WHERE {TABLE} MATCH ? "
-               f"ORDER BY s DESC, rowid LIMIT ?")
-        return [(int(r), float(s)) for r, s in conn.execute(sql, (_any_of(terms), int(limit)))]
+        with contextlib.closing(self.iter_search(conn, query, limit=limit)) as rows:
+            return list(rows)
 
-    def iter_search(self, conn: sqlite3.Connection, query: str) -> Iterator[tuple[int, float]]:
-        """Every matching row, best first, read in pages; stop when you have enough (closing the
-        generator, or leaving the ``with`` that holds it, closes the statement)."""
+    def iter_search(self, conn: sqlite3.Connection, query: str, *,
+                    limit: int | None = None) -> Iterator[tuple[int, float]]:
+        """The matching rows (at most ``limit``), best first, read in pages; stop when you have
+        enough (closing the generator, e.g. with ``contextlib.closing``, closes the statement)."""
         terms = query_terms(query)
-        if not terms:
+        if not terms or (limit is not None and limit < 1):
             return
         sql = f"SELECT rowid, -{self._bm25()} AS s FROM {TABLE} WHERE {TABLE} MATCH ? ORDER BY s DESC, rowid"
-        cursor = conn.execute(sql, (_any_of(terms),))
+        params: tuple = (_any_of(terms),)
+        if limit is not None:  # lets SQLite keep a top-k instead of sorting every match
+            sql, params = sql + " LIMIT ?", (*params, int(limit))
+        cursor = conn.execute(sql, params)
         try:
             while rows := cursor.fetchmany(256):
                 yield from ((int(r), float(s)) for r, s in rows)

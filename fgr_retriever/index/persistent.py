@@ -769,30 +769,26 @@ class PersistentIndex:
         predicate = compile_document_filter(filter) if filter is not None else None
         st = self._current()
         out: list[tuple[str, float]] = []
-        with self._read() as conn:
-            rows = (iter(self._lexical.search(conn, query, k)) if predicate is None
-                    else self._lexical.iter_search(conn, query))
-            pending: list[tuple[int, int, float]] = []
+        page: list[tuple[int, int, float]] = []  # (seq, position, score), filtered a page at a time
 
-            def drain() -> None:
-                docs = self._documents_by_seq(conn, [seq for seq, _, _ in pending]) if predicate else {}
-                for seq, i, score in pending:
-                    if len(out) < k and (predicate is None or (seq in docs and predicate(docs[seq]))):
-                        out.append((st.ids[i], score))
-                pending.clear()
+        def keep(conn: sqlite3.Connection) -> None:
+            docs = self._documents_by_seq(conn, [seq for seq, _, _ in page]) if predicate else {}
+            out.extend((st.ids[i], score) for seq, i, score in page
+                       if predicate is None or (seq in docs and predicate(docs[seq])))
+            page.clear()
 
-            with contextlib.closing(rows) if hasattr(rows, "close") else contextlib.nullcontext():
-                for seq, score in rows:
-                    i = self._live_position(st, seq)  # rows of versions newer than our snapshot are skipped
-                    if i is None:
-                        continue
-                    pending.append((seq, i, score))
-                    if len(pending) >= 256:
-                        drain()
-                        if len(out) >= k:
-                            break
-                drain()
-        return out
+        with self._read() as conn, contextlib.closing(
+                self._lexical.iter_search(conn, query, limit=None if predicate else k)) as rows:
+            for seq, score in rows:
+                i = self._live_position(st, seq)  # rows of versions newer than our snapshot are skipped
+                if i is not None:
+                    page.append((seq, i, score))
+                if len(page) >= 256:
+                    keep(conn)
+                    if len(out) >= k:
+                        break
+            keep(conn)
+        return out[:k]
 
     def lexical_scores(self, query: str, ids: Sequence[str]) -> dict[str, float]:
         """BM25 of the given documents for ``query`` (0 for those that match no query word)."""
@@ -869,8 +865,11 @@ class PersistentIndex:
                     start += n
                 conn.executemany("INSERT INTO entries(doc_id, segment, row, rows, windows, text, metadata, added_gen) "
                                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
-                LexicalTable.insert(conn, (self._lexical_row(*r) for r in conn.execute(
-                    "SELECT seq, text, metadata FROM entries WHERE added_gen = ?", (gen,)).fetchall()))
+                # BM25 rows from the stored form in hand (as a later removal will derive them); only
+                # the new sequence numbers are read back
+                seq_of = dict(conn.execute("SELECT doc_id, seq FROM entries WHERE added_gen = ?", (gen,)).fetchall())
+                LexicalTable.insert(conn, (self._lexical_row(seq_of[doc_id], text, metadata)
+                                           for doc_id, _, text, metadata in rows))
                 conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):

@@ -65,6 +65,7 @@ __all__ = ["QdrantFilter", "QdrantIndex", "translate_filter"]
 
 _NAMESPACE = uuid.UUID("6c1f3d2a-9b0e-4f57-8a41-2f6d0c9e7b13")
 _CANDIDATES = ("muvera", "pooled", None)
+_CHUNK = 1024  # documents per request when looking up or deleting by id
 
 
 def require_qdrant():
@@ -370,12 +371,27 @@ class QdrantIndex:
         return self.count()
 
     def __contains__(self, doc_id: object) -> bool:
-        if not isinstance(doc_id, str):
-            return False
-        return bool(self._call(self.client.retrieve, self.collection, [point_id(doc_id, 0)], with_payload=False))
+        return isinstance(doc_id, str) and bool(self.existing([doc_id]))
+
+    def existing(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are stored (window 0 looked up by point id, 1,024 per request)."""
+        ids = list(dict.fromkeys(ids))
+        found: set[str] = set()
+        for b in range(0, len(ids), _CHUNK):
+            points = self._call(self.client.retrieve, self.collection, [point_id(i, 0) for i in ids[b: b + _CHUNK]],
+                                with_payload=["doc_id"])
+            found.update(p.payload["doc_id"] for p in points)
+        return found
+
+    def documents(self, filter: Mapping[str, Any] | QdrantFilter | None = None, *,
+                  fields: Sequence[str] = ("doc_id",)) -> Iterator[dict[str, Any]]:
+        """The payload ``fields`` of window 0 (one point per document) of every document whose
+        metadata matches ``filter``, in point-id order; only the fields asked for travel."""
+        for point in self._scroll(self._documents_filter(filter), with_payload=list(fields)):
+            yield point.payload
 
     def ids(self) -> list[str]:
-        return [p.payload["doc_id"] for p in self._scroll(self._documents_filter())]
+        return [p["doc_id"] for p in self.documents()]
 
     def count(self, filter: Mapping[str, Any] | None = None) -> int:
         """How many documents match ``filter`` (all of them without one)."""
@@ -487,9 +503,18 @@ class QdrantIndex:
         from qdrant_client import models
 
         ids = list(ids)
-        if ids:
+        for b in range(0, len(ids), _CHUNK):  # bounded requests, however many ids
             self._call(self.client.delete, self.collection,
-                       points_selector=models.FilterSelector(filter=self._doc_filter(ids)), wait=True)
+                       points_selector=models.FilterSelector(filter=self._doc_filter(ids[b: b + _CHUNK])), wait=True)
+
+    def clear(self) -> None:
+        """Delete every document; the collection and its settings stay. One request."""
+        from qdrant_client import models
+
+        # every point of the layout has a doc_id
+        everything = models.Filter(must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key="doc_id"))])
+        self._call(self.client.delete, self.collection, points_selector=models.FilterSelector(filter=everything),
+                   wait=True)
 
     def update_metadata(self, ids: Sequence[str], metadata: Mapping[str, Any]) -> None:
         """Merge ``metadata`` into the stored metadata of the documents ``ids``, as ``dict.update``
@@ -514,8 +539,8 @@ class QdrantIndex:
         values = {k: v for k, v in metadata.items() if v is not None}
         nulls = {k: None for k, v in metadata.items() if v is None}
         ids = list(dict.fromkeys(ids))
-        for b in range(0, len(ids), 1024):
-            chunk = ids[b: b + 1024]
+        for b in range(0, len(ids), _CHUNK):
+            chunk = ids[b: b + _CHUNK]
             if values:
                 # key="metadata": merged into that object, the rest of the payload is untouched
                 self._call(self.client.set_payload, self.collection, payload=values, key="metadata",
@@ -531,9 +556,9 @@ class QdrantIndex:
                            points=models.FilterSelector(filter=self._doc_filter([head.payload["doc_id"]])),
                            wait=True)
 
-    def delete_where(self, filter: Mapping[str, Any]) -> int:
+    def delete_where(self, filter: Mapping[str, Any] | QdrantFilter) -> int:
         """Delete every document whose metadata matches ``filter``; returns how many."""
-        ids = [p.payload["doc_id"] for p in self._scroll(self._documents_filter(filter))]
+        ids = [p["doc_id"] for p in self.documents(filter)]
         self.delete(ids)
         return len(ids)
 

@@ -236,3 +236,18 @@ def test_a_qdrant_filter_is_passed_through(pooled_pair):
         reference.search("brush", k=5, filter=care)  # another index cannot run it
     with pytest.raises(InvalidInputError, match="wraps a qdrant_client.models.Filter"):
         QdrantFilter({"category": "care"})
+
+
+def test_existing_documents_and_clear(model, monkeypatch):
+    ours, _ = _pair(model, "pooled")
+    index = ours.index
+    ids = index.ids()
+    assert index.existing([ids[0], "nope", ids[0]]) == {ids[0]}
+    monkeypatch.setattr("fgr_retriever.index.qdrant._CHUNK", 2)  # several requests
+    assert index.existing(ids + ["nope"]) == set(ids)
+    heads = list(index.documents({"category": "care"}, fields=["doc_id", "metadata"]))
+    assert heads and all(set(h) == {"doc_id", "metadata"} and h["metadata"]["category"] == "care" for h in heads)
+    index.delete(ids[:3])  # in chunks of 2
+    assert index.existing(ids) == set(ids[3:])
+    index.clear()
+    assert len(index) == 0 and index.ids() == []

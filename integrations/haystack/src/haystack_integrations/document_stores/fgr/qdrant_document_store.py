@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 from haystack import Document, default_from_dict, default_to_dict, logging
@@ -39,8 +38,6 @@ __all__ = ["FGRColBERTQdrantDocumentStore"]
 logger = logging.getLogger(__name__)
 
 _CANDIDATES = ("pooled", "muvera", None)
-# documents per Qdrant request when deleting, updating or looking up ids
-_CHUNK = 1024
 # the payload a listing needs (window 0's offsets, often long, are left on the server)
 _DOCUMENT_PAYLOAD = ["doc_id", "text", "metadata"]
 
@@ -295,28 +292,6 @@ class FGRColBERTQdrantDocumentStore(FGRColBERTDocumentStore):
 
         return QdrantFilter(translated)
 
-    def _scroll(self, flt: Any, payload: list[str]) -> Iterator[Any]:
-        """Window 0 (one point per document) of the documents matching `flt`."""
-        index = self._index()
-        return index._scroll(index._documents_filter(flt), with_payload=payload)
-
-    def _stored_ids(self, ids: list[str]) -> set[str]:
-        from fgr_retriever.index.qdrant import point_id
-
-        index = self._index()
-        found: set[str] = set()
-        for b in range(0, len(ids), _CHUNK):
-            chunk = ids[b: b + _CHUNK]
-            points = index._call(index.client.retrieve, index.collection, [point_id(i, 0) for i in chunk],
-                                 with_payload=["doc_id"])
-            found.update(p.payload["doc_id"] for p in points)
-        return found
-
-    def _delete_ids(self, ids: list[str]) -> None:
-        index = self._index()
-        for b in range(0, len(ids), _CHUNK):
-            index.delete(ids[b: b + _CHUNK])
-
     # --------------------------------------------------------------- protocol
     def count_documents(self) -> int:
         """The number of documents in the collection."""
@@ -333,8 +308,8 @@ class FGRColBERTQdrantDocumentStore(FGRColBERTDocumentStore):
         flt = self._filter(filters)
         if flt is False:
             return []
-        return [_from_payload(p.payload["doc_id"], p.payload["text"], p.payload.get("metadata") or {})
-                for p in self._scroll(flt, _DOCUMENT_PAYLOAD)]
+        return [_from_payload(p["doc_id"], p["text"], p.get("metadata") or {})
+                for p in self._index().documents(flt, fields=_DOCUMENT_PAYLOAD)]
 
     def write_documents(self, documents: list[Document], policy: DuplicatePolicy = DuplicatePolicy.NONE) -> int:
         """
@@ -353,7 +328,7 @@ class FGRColBERTQdrantDocumentStore(FGRColBERTDocumentStore):
         """
         documents, policy = _check_write(documents, policy)
         retriever = self._ready()
-        stored = self._stored_ids(list(dict.fromkeys(d.id for d in documents))) if (
+        stored = self._index().existing([d.id for d in documents]) if (
             policy != DuplicatePolicy.OVERWRITE and documents) else set()
         batch = _plan_write(documents, stored, policy)
         converted = [_to_payload(doc) for doc in batch.values()]
@@ -367,18 +342,12 @@ class FGRColBERTQdrantDocumentStore(FGRColBERTDocumentStore):
         """Delete documents (all their windows) by id; ids that are not stored are ignored."""
         if isinstance(document_ids, str):  # a lone id would otherwise be read character by character
             document_ids = [document_ids]
-        self._delete_ids(list(dict.fromkeys(document_ids)))
+        self._index().delete(list(dict.fromkeys(document_ids)))
 
     # ------------------------------------------------ beyond the base protocol
     def delete_all_documents(self) -> None:
         """Delete every document of the collection (the collection and its settings stay)."""
-        from qdrant_client import models
-
-        index = self._index()
-        # every point of the layout has a doc_id: one request, however large the collection
-        everything = models.Filter(must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key="doc_id"))])
-        index._call(index.client.delete, index.collection,
-                    points_selector=models.FilterSelector(filter=everything), wait=True)
+        self._index().clear()
 
     def count_documents_by_filter(self, filters: dict[str, Any]) -> int:
         """The number of documents that match `filters`, counted by Qdrant."""
@@ -388,11 +357,7 @@ class FGRColBERTQdrantDocumentStore(FGRColBERTDocumentStore):
     def delete_by_filter(self, filters: dict[str, Any]) -> int:
         """Delete the documents that match `filters`; returns how many were deleted."""
         flt = self._filter(filters)
-        if flt is False:
-            return 0
-        ids = [p.payload["doc_id"] for p in self._scroll(flt, ["doc_id"])]
-        self._delete_ids(ids)
-        return len(ids)
+        return 0 if flt is False else self._index().delete_where(flt)
 
     def update_by_filter(self, filters: dict[str, Any], meta: dict[str, Any]) -> int:
         """
@@ -423,10 +388,10 @@ class FGRColBERTQdrantDocumentStore(FGRColBERTDocumentStore):
         # updated keys' are replaced by those of the new values
         new_lists = list_paths(stored_meta)
         groups: dict[tuple[str, ...], list[str]] = {}
-        for point in self._scroll(flt, ["doc_id", f"metadata.{LISTS_KEY}"]):
-            old = (point.payload.get("metadata") or {}).get(LISTS_KEY) or []
+        for payload in self._index().documents(flt, fields=["doc_id", f"metadata.{LISTS_KEY}"]):
+            old = (payload.get("metadata") or {}).get(LISTS_KEY) or []
             kept = [p for p in old if json.loads(p)[0] not in stored_meta]
-            groups.setdefault(tuple(sorted({*kept, *new_lists})), []).append(point.payload["doc_id"])
+            groups.setdefault(tuple(sorted({*kept, *new_lists})), []).append(payload["doc_id"])
         index = self._index()
         for lists, ids in groups.items():
             # documents without lists get [] rather than no key: a merge cannot remove one, and
@@ -458,10 +423,8 @@ class FGRColBERTQdrantDocumentStore(FGRColBERTDocumentStore):
         flt = self._filter(filters, search=True)
         if flt is False:
             return []
-        if mode not in (None, "late"):
-            raise ValueError(f"mode={mode!r} needs a BM25 index beside the vectors, which the Qdrant store does not "
-                             "have yet; use mode='late' (or FGRColBERTDocumentStore for hybrid search)")
-        results = self._ready().search(query, k=top_k, filter=flt, threshold=threshold)
+        # hybrid and lexical modes are refused by the core: QdrantIndex has no BM25 side
+        results = self._ready().search(query, k=top_k, filter=flt, threshold=threshold, mode=mode)
         return [
             _with_evidence(result, _from_payload(result.id, result.text, dict(result.metadata)),
                            evidence_only=evidence_only)
