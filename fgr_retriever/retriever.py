@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -22,6 +22,7 @@ from .errors import (
 )
 from .evidence.text import evidence_text
 from .index import EmbeddedIndex, Index, IndexHit
+from .index.base import StoredTokens
 from .index.fusion import MODES, HybridConfig, fuse
 from .index.catalog import CATALOG_FILE
 from .index.persistent import PERSISTENT_VERSION, PersistentIndex
@@ -49,6 +50,8 @@ class _Candidates:
     lexical: dict[str, float]
     boosted: list[str]
     late_hits: dict[str, IndexHit]
+    # stored tokens of the candidates only BM25 found (read to score them): reused to highlight
+    tokens: dict[str, StoredTokens] = field(default_factory=dict)
 
 
 class FGRRetriever:
@@ -230,7 +233,7 @@ class FGRRetriever:
         document that matches no query word), plus the documents holding an identifier of the query."""
         if not hasattr(self.index, "lexical_search"):
             raise InvalidInputError(f"the {self.index.backend} index has no BM25 side; mode={mode!r} needs the "
-                                    "embedded or the persistent index (use mode='late')")
+                                    "embedded, persistent or Qdrant index (use mode='late')")
         depth = max(config.depth, k)
         lexical = dict(self.index.lexical_search(text, depth, filter=filter))  # type: ignore[attr-defined]
         boosted = (self.index.exact_matches(text, max_docs=config.exact_max_docs, filter=filter)  # type: ignore[attr-defined]
@@ -241,15 +244,27 @@ class FGRRetriever:
         if missing:
             lexical.update(self.index.lexical_scores(text, missing))  # type: ignore[attr-defined]
         late = {d: h.score for d, h in late_hits.items()}
+        stored: dict[str, StoredTokens] = {}
         if mode == "hybrid":
-            for d in list(order):
-                if d not in late:  # found by BM25 only: MaxSim from its stored vectors
-                    try:
-                        late[d] = self.model.text_score(q, self.index.tokens(d).encoding())
-                    except DocumentNotFoundError:  # deleted by another writer meanwhile
-                        order.remove(d)
+            stored = self._stored_tokens([d for d in order if d not in late])  # MaxSim from their stored vectors
+            late.update((d, self.model.text_score(q, tokens.encoding())) for d, tokens in stored.items())
+            order = [d for d in order if d in late]  # the rest were deleted by another writer meanwhile
         return _Candidates(order=order, late=late, lexical={d: lexical[d] for d in order},
-                           boosted=[d for d in boosted if d in order], late_hits=late_hits)
+                           boosted=[d for d in boosted if d in order], late_hits=late_hits, tokens=stored)
+
+    def _stored_tokens(self, ids: list[str]) -> dict[str, StoredTokens]:
+        """The stored tokens of ``ids`` that still exist: in one call where the index offers one
+        (a remote index would otherwise pay a round trip per document)."""
+        many = getattr(self.index, "tokens_of", None)
+        if many is not None:
+            return many(ids)
+        out = {}
+        for d in ids:
+            try:
+                out[d] = self.index.tokens(d)
+            except DocumentNotFoundError:
+                pass
+        return out
 
     @staticmethod
     def _rank_candidates(c: _Candidates, k: int, mode: str, config: HybridConfig) -> list[IndexHit]:
@@ -260,7 +275,7 @@ class FGRRetriever:
         position = {d: i for i, d in enumerate(c.order)}
         ranked = sorted(fused, key=lambda d: (-fused[d], position[d]))[:k]
         return [IndexHit(id=d, score=float(fused[d]), document=c.late_hits[d].document if d in c.late_hits else None,
-                         tokens=c.late_hits[d].tokens if d in c.late_hits else None) for d in ranked]
+                         tokens=c.late_hits[d].tokens if d in c.late_hits else c.tokens.get(d)) for d in ranked]
 
     def _search_encoded(self, text: str, q: QueryEncoding, k: int, filter: MetadataFilter | None, highlight: bool,
                         threshold: float | None, unit: str | None = None, mode: str = "late",

@@ -16,7 +16,9 @@ as its best window, exactly as :class:`~fgr_retriever.index.embedded.EmbeddedInd
   (``candidate=None``: every search scans the multivectors, exact and slow);
 * payload: ``doc_id``, ``window``, ``windows``, the window's character ``offsets``, the
   document's ``metadata`` (on every window, so filters see it whichever window ranks best) and,
-  on window 0 only, its ``text``.
+  on window 0 only, its ``text`` and ``lexical``: the text and the ``lexical_fields`` metadata
+  values, under a full-text index with BM25 scoring, the BM25 side of the hybrid and lexical
+  modes (Qdrant's ``TextQuery``).
 
 A search asks Qdrant for the ``candidates`` nearest windows by ``candidate`` (Query API
 prefetch), re-scores them with exact MaxSim on ``tokens`` and groups the windows by ``doc_id``;
@@ -55,6 +57,7 @@ from ..model.encoder import QueryEncoding, TextEncoding
 from ..types import Document
 from .base import IndexHit, StoredTokens
 from .filters import MetadataFilter
+from .lexical import DEFAULT_LEXICAL_FIELDS, analyse, exact_phrases, lexical_values, query_terms
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -66,6 +69,7 @@ __all__ = ["QdrantFilter", "QdrantIndex", "translate_filter"]
 _NAMESPACE = uuid.UUID("6c1f3d2a-9b0e-4f57-8a41-2f6d0c9e7b13")
 _CANDIDATES = ("muvera", "pooled", None)
 _CHUNK = 1024  # documents per request when looking up or deleting by id
+_LEXICAL = "lexical"  # window 0's payload field under the BM25 text index
 
 
 def require_qdrant():
@@ -214,6 +218,9 @@ class QdrantIndex:
     validated when it exists. ``shard_number``, ``replication_factor`` and ``quantization`` (a
     qdrant-client quantisation config) apply when it is created; ``index_fields`` (``{"category":
     "keyword", "price": "float"}``) creates payload indexes for the metadata fields you filter on.
+    ``lexical_fields`` are the metadata fields BM25 reads beside the text (hybrid and lexical
+    search; default :data:`~fgr_retriever.index.lexical.DEFAULT_LEXICAL_FIELDS`), recorded in a
+    new collection; an existing one keeps its own (:meth:`build_lexical` changes them).
     Transient errors (timeouts, connection errors, HTTP 429/5xx) are retried ``retries`` times
     with exponential back-off.
     """
@@ -226,8 +233,8 @@ class QdrantIndex:
                  client: Any = None, model_fingerprint: str | None = None, candidate: str | None = "pooled",
                  candidates: int = 200, on_disk: bool = True, shard_number: int | None = None,
                  replication_factor: int | None = None, quantization: Any = None,
-                 index_fields: Mapping[str, str] | None = None, timeout: int = 60, retries: int = 3,
-                 batch_size: int = 64, show_progress_bar: bool = False) -> None:
+                 index_fields: Mapping[str, str] | None = None, lexical_fields: Sequence[str] | None = None,
+                 timeout: int = 60, retries: int = 3, batch_size: int = 64, show_progress_bar: bool = False) -> None:
         qc = require_qdrant()
         if not isinstance(dim, int) or dim < 1:
             raise InvalidInputError(f"dim must be a positive int, got {dim!r}")
@@ -237,6 +244,9 @@ class QdrantIndex:
             raise InvalidInputError(f"candidates must be a positive int, got {candidates!r}")
         if sum(x is not None for x in (url, path, location, client)) != 1:
             raise InvalidInputError("give exactly one of url=, path=, location=':memory:' or client=")
+        if lexical_fields is not None and (isinstance(lexical_fields, str)
+                                           or not all(isinstance(f, str) and f for f in lexical_fields)):
+            raise InvalidInputError("lexical_fields must be a list of metadata field names")
         self.dim = dim
         self.collection = collection
         self.model_fingerprint = model_fingerprint
@@ -248,6 +258,10 @@ class QdrantIndex:
         self.client = client if client is not None else qc.QdrantClient(
             url=url, api_key=api_key, path=path, location=location, timeout=timeout)
         self._muvera = _muvera(dim) if candidate == "muvera" else None
+        # None until known: the collection's own (recorded when BM25 was built) or, for a new
+        # collection, the caller's or the default
+        self.lexical_fields: tuple[str, ...] | None = tuple(lexical_fields) if lexical_fields is not None else None
+        self._lexical_built = True
         self._open(on_disk=on_disk, shard_number=shard_number, replication_factor=replication_factor,
                    quantization=quantization)
         for name, schema in (index_fields or {}).items():
@@ -290,13 +304,17 @@ class QdrantIndex:
         if self.candidate is not None:
             size = self._muvera.embedding_size if self._muvera is not None else self.dim
             vectors["candidate"] = models.VectorParams(size=size, distance=models.Distance.DOT, on_disk=on_disk)
+        if self.lexical_fields is None:
+            self.lexical_fields = DEFAULT_LEXICAL_FIELDS
         metadata = {"fgr_dim": self.dim, "fgr_candidate": self.candidate or "none",
-                    "fgr_model_fingerprint": self.model_fingerprint, "fgr_layout": 1}
+                    "fgr_model_fingerprint": self.model_fingerprint, "fgr_layout": 1,
+                    "fgr_lexical_fields": list(self.lexical_fields)}
         self._call(self.client.create_collection, self.collection, vectors_config=vectors,
                    shard_number=shard_number, replication_factor=replication_factor,
                    quantization_config=quantization, metadata=metadata)
         self.create_payload_index("doc_id", "keyword", metadata_field=False)
         self.create_payload_index("window", "integer", metadata_field=False)
+        self._create_lexical_index()
 
     def _validate(self) -> None:
         info = self._call(self.client.get_collection, self.collection)
@@ -317,6 +335,16 @@ class QdrantIndex:
         if candidate != (self.candidate or "none"):
             raise InvalidInputError(f"collection {self.collection!r} was built with candidate={candidate!r}; "
                                     f"open it with that, not {self.candidate!r}")
+        fields = meta.get("fgr_lexical_fields")
+        if fields is None:  # created before hybrid search: BM25 waits for build_lexical()
+            self._lexical_built = False
+            self.lexical_fields = self.lexical_fields or DEFAULT_LEXICAL_FIELDS
+            return
+        if self.lexical_fields is not None and tuple(fields) != self.lexical_fields:
+            raise InvalidInputError(f"collection {self.collection!r} indexes the fields {fields} for BM25, not "
+                                    f"{list(self.lexical_fields)}; open it without lexical_fields, or re-index them "
+                                    "with build_lexical(lexical_fields=...)")
+        self.lexical_fields = tuple(fields)
 
     def create_payload_index(self, name: str, schema: str, *, metadata_field: bool = True) -> None:
         """A payload index on metadata field ``name`` (``keyword``, ``integer``, ``float``,
@@ -333,6 +361,25 @@ class QdrantIndex:
             # local mode says payload indexes do nothing there; a server uses them
             warnings.filterwarnings("ignore", message="Payload indexes have no effect", category=UserWarning)
             self._call(self.client.create_payload_index, self.collection, field_name=key, field_schema=field_schema)
+
+    def _create_lexical_index(self) -> None:
+        """The full-text index with BM25 scoring over window 0's ``lexical`` field. The field
+        holds analysed text (see :meth:`_lexical_text`), so Qdrant's default word tokeniser, the
+        one qdrant-client's local mode runs too, only splits it on spaces."""
+        from qdrant_client import models
+
+        params = models.TextIndexParams(type=models.TextIndexType.TEXT, phrase_matching=True,
+                                        scoring=models.TextScoringParams(type=models.TextScoringType.BM25))
+        self._call(self.client.create_payload_index, self.collection, field_name=_LEXICAL, field_schema=params)
+
+    def _lexical_text(self, text: str, metadata: Mapping[str, Any]) -> str:
+        """What BM25 reads of a document: the stems of its text (as the local indexes' FTS5
+        table makes them: accents removed, Porter stems), then those of its lexical fields twice,
+        so they weigh double as there (a column weight in FTS5; one field here, so through their
+        term frequency)."""
+        body, fields = lexical_values(text, metadata, self.lexical_fields or DEFAULT_LEXICAL_FIELDS)
+        body, fields = " ".join(analyse(body)), " ".join(analyse(fields))
+        return "\n".join(p for p in (body, fields, fields) if p)
 
     def _candidate_vector(self, vectors: np.ndarray, *, query: bool) -> list[float]:
         if self._muvera is not None:
@@ -452,6 +499,102 @@ class QdrantIndex:
         return [IndexHit(id=str(i), score=s, document=stored[i][0], tokens=stored[i][1])
                 for i, s in ranked if i in stored]
 
+    def tokens_of(self, ids: Sequence[str]) -> dict[str, StoredTokens]:
+        """The stored tokens of several documents in one round of requests (absent ids are left
+        out): what a hybrid search needs for the candidates BM25 alone found."""
+        return {i: tokens for i, (_, tokens) in self._stored(list(ids)).items()} if ids else {}
+
+    # ------------------------------------------------------------------ BM25
+    def _need_lexical(self) -> None:
+        if not self._lexical_built:
+            raise InvalidInputError(f"collection {self.collection!r} was created before hybrid search and has no "
+                                    "BM25 field yet; call build_lexical() once (it reads the stored texts, no "
+                                    "re-encoding), or use mode='late'")
+
+    def _text_query(self, query: str, flt: Any, limit: int) -> list[tuple[str, float]]:
+        from qdrant_client import models
+
+        self._need_lexical()
+        # the query's words without stop words, stemmed as the documents were
+        terms = analyse(" ".join(query_terms(query)))
+        if not terms or limit < 1:
+            return []
+        result = self._call(self.client.query_points, self.collection, query=models.TextQuery(text=" ".join(terms)),
+                            using=_LEXICAL, query_filter=flt, limit=limit, with_payload=["doc_id"],
+                            with_vectors=False)
+        return [(p.payload["doc_id"], float(p.score)) for p in result.points]
+
+    def lexical_search(self, query: str, k: int, *,
+                       filter: Mapping[str, Any] | QdrantFilter | None = None) -> list[tuple[str, float]]:
+        """The ``k`` best documents for ``query`` by BM25 alone (Qdrant's ``TextQuery`` over the
+        ``lexical`` field), as ``(id, score)``, best first; ``filter`` as in :meth:`search`."""
+        return self._text_query(query, self._documents_filter(filter), k)
+
+    def lexical_scores(self, query: str, ids: Sequence[str]) -> dict[str, float]:
+        """BM25 of the given documents for ``query`` (0 for those that match no query word)."""
+        from qdrant_client import models
+
+        ids = list(dict.fromkeys(ids))
+        found: dict[str, float] = {}
+        for b in range(0, len(ids), _CHUNK):
+            chunk = ids[b: b + _CHUNK]
+            only = models.Filter(must=[models.HasIdCondition(has_id=[point_id(i, 0) for i in chunk])])
+            found.update(self._text_query(query, only, len(chunk)))
+        return {i: found.get(i, 0.0) for i in ids}
+
+    def exact_matches(self, query: str, *, max_docs: int = 10,
+                      filter: Mapping[str, Any] | QdrantFilter | None = None) -> list[str]:
+        """Documents that contain an identifier or quoted phrase of ``query`` (a phrase match on
+        the ``lexical`` field) held by at most ``max_docs`` documents of the whole collection
+        (see :func:`~fgr_retriever.index.lexical.exact_phrases`), then narrowed by ``filter``."""
+        from qdrant_client import models
+
+        self._need_lexical()
+        found: list[str] = []
+        for phrase in exact_phrases(query):
+            stems = analyse(phrase)
+            if not stems:
+                continue
+            holds = models.FieldCondition(key=_LEXICAL, match=models.MatchPhrase(phrase=" ".join(stems)))
+            points, _ = self._call(self.client.scroll, self.collection, limit=max_docs + 1, with_payload=["doc_id"],
+                                   scroll_filter=models.Filter(must=[holds]))
+            if 0 < len(points) <= max_docs:  # a string that many documents share identifies none of them
+                found.extend(p.payload["doc_id"] for p in points)
+        found = list(dict.fromkeys(found))
+        if found and filter is not None:
+            kept = {p["doc_id"] for p in self.documents(QdrantFilter(models.Filter(must=[
+                translate_filter(filter), self._doc_filter(found)])))}
+            found = [i for i in found if i in kept]
+        return found
+
+    def build_lexical(self, *, lexical_fields: Sequence[str] | None = None) -> int:
+        """Give a collection its BM25 side from the stored texts and metadata (no re-encoding):
+        for a collection created before hybrid search, or to index other ``lexical_fields``.
+        Returns how many documents were indexed. Run it while nothing else writes."""
+        from qdrant_client import models
+
+        if lexical_fields is not None:
+            if isinstance(lexical_fields, str) or not all(isinstance(f, str) and f for f in lexical_fields):
+                raise InvalidInputError("lexical_fields must be a list of metadata field names")
+            self.lexical_fields = tuple(lexical_fields)
+        self._create_lexical_index()
+        done = 0
+        bar = tqdm(total=self.count(), desc="Indexing BM25", unit="doc", disable=not self.show_progress_bar)
+        heads = self._scroll(self._documents_filter(), with_payload=["text", "metadata"])
+        while batch := [p for _, p in zip(range(self.batch_size * 4), heads)]:
+            ops = [models.SetPayloadOperation(set_payload=models.SetPayload(
+                payload={_LEXICAL: self._lexical_text(p.payload.get("text") or "", p.payload.get("metadata") or {})},
+                points=[p.id])) for p in batch]
+            self._call(self.client.batch_update_points, self.collection, update_operations=ops, wait=True)
+            done += len(batch)
+            bar.update(len(batch))
+        bar.close()
+        info = self._call(self.client.get_collection, self.collection)
+        meta = {**dict(getattr(info.config, "metadata", None) or {}), "fgr_lexical_fields": list(self.lexical_fields)}
+        self._call(self.client.update_collection, self.collection, metadata=meta)
+        self._lexical_built = True
+        return done
+
     # ------------------------------------------------------------------ writes
     def add(self, documents: Sequence[Document], encodings: Sequence[TextEncoding]) -> None:
         """Upsert: every window is written (in batches, with a progress bar), then windows a
@@ -482,6 +625,7 @@ class QdrantIndex:
                                            "metadata": dict(doc.metadata)}
                 if w == 0:
                     payload["text"] = doc.text
+                    payload[_LEXICAL] = self._lexical_text(doc.text, doc.metadata)
                 vector: dict[str, Any] = {"tokens": vecs.tolist()}
                 if self.candidate is not None:
                     vector["candidate"] = self._candidate_vector(vecs, query=False)
@@ -492,12 +636,17 @@ class QdrantIndex:
             self._call(self.client.upsert, self.collection, points=batch, wait=True)
             bar.update(len(batch))
         bar.close()
+        # windows an earlier, longer version had: one request per window count (usually one in all)
+        by_windows: dict[int, list[str]] = {}
         for doc, enc in zip(documents, encodings):
-            windows = len(enc.window_lengths or (0,))
-            stale = models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc.id)),
-                                        models.FieldCondition(key="window", range=models.Range(gte=windows))])
-            self._call(self.client.delete, self.collection, points_selector=models.FilterSelector(filter=stale),
-                       wait=True)
+            by_windows.setdefault(len(enc.window_lengths or (0,)), []).append(doc.id)
+        for windows, group in by_windows.items():
+            for b in range(0, len(group), _CHUNK):
+                stale = models.Filter(must=[
+                    models.FieldCondition(key="doc_id", match=models.MatchAny(any=group[b: b + _CHUNK])),
+                    models.FieldCondition(key="window", range=models.Range(gte=windows))])
+                self._call(self.client.delete, self.collection, points_selector=models.FilterSelector(filter=stale),
+                           wait=True)
 
     def delete(self, ids: Sequence[str]) -> None:
         from qdrant_client import models
@@ -555,6 +704,21 @@ class QdrantIndex:
                 self._call(self.client.set_payload, self.collection, payload={"metadata": whole},
                            points=models.FilterSelector(filter=self._doc_filter([head.payload["doc_id"]])),
                            wait=True)
+        if self._lexical_built and set(metadata) & set(self.lexical_fields or ()):
+            self._refresh_lexical(ids)  # a reference or title changed: so does what BM25 reads
+
+    def _refresh_lexical(self, ids: Sequence[str]) -> None:
+        """Rewrite window 0's ``lexical`` field of ``ids`` from their stored text and metadata."""
+        from qdrant_client import models
+
+        for b in range(0, len(ids), _CHUNK):
+            heads = self._call(self.client.retrieve, self.collection, [point_id(i, 0) for i in ids[b: b + _CHUNK]],
+                               with_payload=["text", "metadata"])
+            ops = [models.SetPayloadOperation(set_payload=models.SetPayload(
+                payload={_LEXICAL: self._lexical_text(h.payload.get("text") or "", h.payload.get("metadata") or {})},
+                points=[h.id])) for h in heads]
+            if ops:
+                self._call(self.client.batch_update_points, self.collection, update_operations=ops, wait=True)
 
     def delete_where(self, filter: Mapping[str, Any] | QdrantFilter) -> int:
         """Delete every document whose metadata matches ``filter``; returns how many."""
@@ -566,7 +730,7 @@ class QdrantIndex:
         """A portable copy (the embedded index's files), read back from the collection."""
         from .embedded import EmbeddedIndex
 
-        copy = EmbeddedIndex(dim=self.dim, dtype="float32")
+        copy = EmbeddedIndex(dim=self.dim, dtype="float32", lexical_fields=self.lexical_fields or DEFAULT_LEXICAL_FIELDS)
         ids = self.ids()
         for b in range(0, len(ids), 256):
             stored = self._stored(ids[b: b + 256])

@@ -51,6 +51,29 @@ def test_query_terms_drop_stop_words_and_split_like_fts5():
     assert query_terms("snake_case Café") == ["snake", "case", "café"]
 
 
+def test_analyse_makes_the_terms_of_the_fts5_table():
+    pytest.importorskip("snowballstemmer")
+    import json
+    import sqlite3
+    from collections import Counter
+    from pathlib import Path
+
+    from fgr_retriever.index.lexical import analyse
+
+    texts = [json.loads(line)["text"] for line in
+             (Path(__file__).resolve().parents[2] / "examples" / "knowledge_base.jsonl").open(encoding="utf-8")]
+    conn = sqlite3.connect(":memory:")
+    LexicalTable.create(conn)
+    LexicalTable.insert(conn, ((i + 1, t, "") for i, t in enumerate(texts)))
+    conn.execute("CREATE VIRTUAL TABLE terms USING fts5vocab(lexical, 'row')")
+    fts = dict(conn.execute("SELECT term, doc FROM terms").fetchall())  # term -> documents holding it
+    ours = Counter(term for t in texts for term in set(analyse(t)))
+    agree = sum(fts[t] == ours.get(t) for t in fts)
+    assert agree / len(fts) >= 0.98, sorted(t for t in fts if fts[t] != ours.get(t))
+    assert analyse("Scarves are dry-cleaned in Orléans") == ["scarv", "ar", "dry", "clean", "in", "orlean"]
+    assert analyse("MV-BRM-CN, 2-ply") == ["mv", "brm", "cn", "2", "ply"]
+
+
 @pytest.mark.parametrize("query,expected", [
     ("Is MV-BRM-CN in stock?", ["MV-BRM-CN"]),
     ("OND28 weight", ["OND28"]),
@@ -120,10 +143,20 @@ def test_weight_extremes_reduce_to_one_side():
 
 
 # ------------------------------------------------------------------------------ indexes
-@pytest.fixture(params=["embedded", "persistent"])
+def _qdrant(dim):
+    pytest.importorskip("qdrant_client")
+    from fgr_retriever import QdrantIndex
+
+    return QdrantIndex(dim=dim, location=":memory:")
+
+
+@pytest.fixture(params=["embedded", "persistent", "qdrant"])
 def index(request, tmp_path):
     if request.param == "embedded":
         yield EmbeddedIndex(dim=DIM)
+        return
+    if request.param == "qdrant":  # BM25 by Qdrant's own text index (TextQuery)
+        yield _qdrant(DIM)
         return
     idx = PersistentIndex(tmp_path / "idx", dim=DIM, approximate=False)
     yield idx
@@ -219,9 +252,10 @@ def test_version_1_catalogue_is_upgraded_and_newer_refused(tmp_path):
 
 
 # ------------------------------------------------------------------------------ retriever
-@pytest.fixture
-def retriever(tiny_model):
-    r = FGRRetriever(model=tiny_model)
+@pytest.fixture(params=["embedded", "qdrant"])
+def retriever(request, tiny_model):
+    index = _qdrant(tiny_model.dim) if request.param == "qdrant" else None
+    r = FGRRetriever(model=tiny_model, index=index)
     r.add_documents(CATALOGUE)
     return r
 
@@ -278,13 +312,26 @@ def test_hybrid_on_the_persistent_index_sees_writes(tiny_model, tmp_path):
     r.close()
 
 
-def test_qdrant_index_refuses_hybrid(tiny_model):
-    pytest.importorskip("qdrant_client")
-    from fgr_retriever import QdrantIndex
+def test_an_index_without_a_bm25_side_refuses_hybrid(tiny_model):
+    class LateOnly:  # a third-party backend with the Index protocol only
+        def __init__(self):
+            self.inner = EmbeddedIndex(dim=tiny_model.dim)
+            self.backend, self.dim = "late-only", tiny_model.dim
 
-    r = FGRRetriever(model=tiny_model, index=QdrantIndex.for_model(tiny_model, location=":memory:"))
+        def __getattr__(self, name):
+            if name.startswith("lexical") or name == "exact_matches":
+                raise AttributeError(name)
+            return getattr(self.inner, name)
+
+        def __len__(self):
+            return len(self.inner)
+
+        def __contains__(self, doc_id):
+            return doc_id in self.inner
+
+    r = FGRRetriever(model=tiny_model, index=LateOnly())
     r.add_documents(CATALOGUE[:2])
-    with pytest.raises(InvalidInputError, match="BM25"):
+    with pytest.raises(InvalidInputError, match="no BM25 side"):
         r.search("cashmere", mode="hybrid")
     assert r.search("cashmere", k=1)[0].id in ("stole", "crew")
 

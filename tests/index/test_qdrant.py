@@ -194,6 +194,8 @@ def test_cli_indexes_into_and_searches_a_collection(tmp_path, model, capsys):
                      "--filter", '{"category": "care"}']) == 0
     hits = json.loads(capsys.readouterr().out)
     assert {h["id"] for h in hits} == {"care", "silk"} and all(h["spans"] for h in hits)
+    assert cli.main(["search", "kb", "scarves silk", "-k", "2", "--json", "--mode", "lexical", *where]) == 0
+    assert [h["id"] for h in json.loads(capsys.readouterr().out)] == ["silk"]  # BM25 inside Qdrant
     assert cli.main(["index", str(kb), "--out", str(tmp_path / "x"), *where]) == 1  # one destination only
     assert "--out DIR, or --qdrant-url" in capsys.readouterr().err
 
@@ -251,3 +253,133 @@ def test_existing_documents_and_clear(model, monkeypatch):
     assert index.existing(ids) == set(ids[3:])
     index.clear()
     assert len(index) == 0 and index.ids() == []
+
+
+# ------------------------------------------------------------------------ BM25 and hybrid
+SKU_META = [{**m, "sku": f"MV-{i:02d}X"} for i, m in enumerate(META)]
+
+
+def _textbook_bm25(texts: dict[str, str], query: str, k1: float = 1.2, b: float = 0.75) -> dict[str, float]:
+    """BM25 with the +1 IDF of Lucene and Qdrant, written out, over the stems of the texts and
+    of the query's non-stop words, to check what the index computes."""
+    import math
+
+    from fgr_retriever.index.lexical import analyse, query_terms
+
+    toks = {i: analyse(t) for i, t in texts.items()}
+    avg = sum(map(len, toks.values())) / len(toks)
+    out = {}
+    for i, doc in toks.items():
+        s = 0.0
+        for term in dict.fromkeys(analyse(" ".join(query_terms(query)))):
+            tf, df = doc.count(term), sum(term in d for d in toks.values())
+            if tf:
+                idf = math.log((len(toks) - df + 0.5) / (df + 0.5) + 1)
+                s += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(doc) / avg))
+        if s:
+            out[i] = s
+    return out
+
+
+@pytest.fixture(scope="module")
+def sku_retriever(model):
+    index = QdrantIndex.for_model(model, location=":memory:")
+    retriever = FGRRetriever(model=model, index=index)
+    retriever.add_documents(TEXTS, ids=IDS, metadata=SKU_META)
+    return retriever
+
+
+def test_the_bm25_side_is_bm25_over_text_and_twice_the_fields(sku_retriever):
+    index = sku_retriever.index
+    # what is indexed: the text, then the lexical fields twice (they weigh double)
+    texts = {i: f"{t}\n{m['sku']}\n{m['sku']}" for i, t, m in zip(IDS, TEXTS, SKU_META)}
+    # stems and folded accents: "brushing" finds "brushed", "orleans" finds "Orléans"
+    for query in ["silk brushing", "the days of delivery", "orleans", "mv 03x", "scarf"]:
+        want = _textbook_bm25(texts, query)
+        assert want or query == "scarf"  # "scarf" and "scarves" differ in Porter's stems too
+        got = index.lexical_search(query, 5)
+        assert [i for i, _ in got] == sorted(want, key=lambda i: -want[i])
+        assert dict(got) == pytest.approx(want)
+        assert index.lexical_scores(query, IDS + ["nope"]) == pytest.approx({**dict.fromkeys(IDS + ["nope"], 0.0),
+                                                                            **want})
+    assert index.lexical_search("the of", 5) == [] and index.lexical_search("silk", 0) == []
+    assert index.lexical_search("silk brush", 5, filter={"category": "policy"}) == []
+    # "days" eight times in the shipping note: first
+    assert [i for i, _ in index.lexical_search("days", 5, filter={"price": {"$gte": 10}})] == ["ship", "returns"]
+
+
+def test_hybrid_and_lexical_modes_on_qdrant(sku_retriever):
+    r = sku_retriever
+    # an exact reference ranks its document first, whatever the words around it say
+    for i, doc_id in enumerate(IDS):
+        for mode in ("hybrid", "lexical"):
+            assert r.search(f"is MV-{i:02d}X in stock?", k=3, mode=mode)[0].id == doc_id
+    hits = r.search("suede brush", k=5, mode="hybrid")
+    assert hits[0].id == "care" and hits[0].spans  # highlighted from the vectors Qdrant returned
+    assert {h.id for h in r.search("days", k=5, mode="hybrid", filter={"category": "care"})} <= {"care", "silk"}
+    assert r.index.exact_matches("MV-03X please") == ["silk"]
+    assert r.index.exact_matches("MV-03X please", filter={"category": "policy"}) == []
+    assert r.index.exact_matches("MV-03X please", filter={"category": "care"}) == ["silk"]
+
+
+def test_hybrid_scores_the_bm25_only_candidates_in_one_call(sku_retriever, monkeypatch):
+    index = sku_retriever.index
+    calls = []
+    monkeypatch.setattr(index, "tokens", lambda d: calls.append(d))  # the one-by-one path must not run
+    real = index.tokens_of
+    monkeypatch.setattr(index, "tokens_of", lambda ids: calls.append(list(ids)) or real(ids))
+    monkeypatch.setattr(index, "search", lambda *a, **kw: [])  # every candidate comes from BM25 alone
+    hits = sku_retriever.search("days delivery silk", k=5, mode="hybrid")
+    assert calls == [["returns", "ship", "silk"]] or sorted(calls[0]) == ["returns", "ship", "silk"]
+    assert len(calls) == 1 and {h.id for h in hits} == {"returns", "ship", "silk"}
+
+
+def test_bm25_follows_upserts_metadata_updates_and_deletes(model):
+    index = QdrantIndex.for_model(model, location=":memory:")
+    r = FGRRetriever(model=model, index=index)
+    r.add_documents(TEXTS, ids=IDS, metadata=SKU_META)
+    assert index.exact_matches("ZZ-9") == []
+    index.update_metadata(["gift"], {"sku": "ZZ-9"})
+    assert index.exact_matches("ZZ-9") == ["gift"] and index.exact_matches("MV-04X") == []
+    index.update_metadata(["gift"], {"price": 1})  # not a lexical field: BM25 untouched
+    assert index.exact_matches("ZZ-9") == ["gift"]
+    r.add_documents(["Wrapping paper is recycled."], ids=["gift"], metadata=[{"sku": "ZZ-9"}])  # upsert
+    assert [i for i, _ in index.lexical_search("recycled", 5)] == ["gift"]
+    assert index.lexical_search("boutique", 5) == []
+    r.delete(["gift"])
+    assert index.lexical_search("recycled", 5) == [] and index.exact_matches("ZZ-9") == []
+
+
+def test_a_collection_from_before_hybrid_gets_bm25_from_build_lexical(model):
+    from qdrant_client import models
+
+    index = QdrantIndex.for_model(model, location=":memory:", collection="old")
+    FGRRetriever(model=model, index=index).add_documents(TEXTS, ids=IDS, metadata=SKU_META)
+    client = index.client  # made to look like a collection of the previous layout
+    client.update_collection("old", metadata={"fgr_lexical_fields": None})
+    client.delete_payload("old", keys=["lexical"], points=models.FilterSelector(filter=models.Filter()))
+    client.delete_payload_index("old", "lexical")
+    reopened = QdrantIndex.for_model(model, client=client, collection="old")
+    r = FGRRetriever(model=model, index=reopened)
+    assert r.search("silk", k=1)[0].id == "silk"  # late interaction needs nothing new
+    with pytest.raises(InvalidInputError, match="build_lexical"):
+        r.search("silk", k=1, mode="hybrid")
+    assert reopened.build_lexical(lexical_fields=["sku", "category"]) == len(IDS)
+    assert r.search("silk", k=1, mode="lexical")[0].id == "silk"
+    assert reopened.exact_matches("MV-02X") == ["ship"]
+    assert [i for i, _ in reopened.lexical_search("service", 5)] == ["gift"]  # a field now indexed
+    again = QdrantIndex.for_model(model, client=client, collection="old")
+    assert again.lexical_fields == ("sku", "category")  # recorded in the collection
+    with pytest.raises(InvalidInputError, match="indexes the fields"):
+        QdrantIndex.for_model(model, client=client, collection="old", lexical_fields=["title"])
+
+
+def test_bm25_survives_reopening_a_path_collection(model, tmp_path):
+    index = QdrantIndex.for_model(model, path=str(tmp_path / "q"), lexical_fields=["sku"])
+    FGRRetriever(model=model, index=index).add_documents(TEXTS, ids=IDS, metadata=SKU_META)
+    index.close()
+    again = QdrantIndex.for_model(model, path=str(tmp_path / "q"))
+    assert again.lexical_fields == ("sku",)
+    assert [i for i, _ in again.lexical_search("scarves", 5)] == ["silk"]
+    assert FGRRetriever(model=model, index=again).search("MV-01X", k=1, mode="hybrid")[0].id == "returns"
+    again.close()

@@ -290,6 +290,24 @@ def test_search_equals_the_local_store(make_qdrant_store, make_store, shop_docs,
     assert ours._search("anything", filters=_f("meta.year", ">", None)) == []
 
 
+def test_hybrid_and_lexical_search_on_qdrant(make_qdrant_store, shop_docs):
+    store = make_qdrant_store()
+    store.write_documents([*shop_docs, Document(id="stole", content="A cashmere stole woven in Italy.",
+                                                meta={"category": "product", "year": 2024, "sku": "MV-BRM-ST"})])
+    lexical = FGRColBERTRetriever(store, top_k=5, mode="lexical").run("cashmere")["documents"]
+    assert sorted(d.id for d in lexical) == ["cashmere", "stole"]  # only documents holding the word
+    hybrid = FGRColBERTRetriever(store, top_k=5, mode="hybrid")
+    assert hybrid.run("Do you have MV-BRM-ST?")["documents"][0].id == "stole"  # the reference, first
+    found = hybrid.run("cashmere care", filters=_f("meta.category", "==", "care"))["documents"]
+    assert sorted(d.id for d in found) == ["cashmere", "silk"]  # the filter holds in both sides' candidates
+    lexical = FGRColBERTRetriever(store, top_k=5, mode="lexical").run("cashmere", filters=_f("meta.year", "==", 2024))
+    assert sorted(d.id for d in lexical["documents"]) == ["cashmere", "stole"]
+    assert all(d.meta["evidence_spans"] is not None for d in found)
+    # the store's BM25 follows metadata updates: a new reference is found at once
+    store.update_by_filter(_f("id", "==", "silk"), {"sku": "MV-SLK-01"})
+    assert hybrid.run("MV-SLK-01 care")["documents"][0].id == "silk"
+
+
 # ------------------------------------------------------------------ persistence and models
 def test_a_path_collection_is_seen_by_another_store(make_qdrant_store, shop_docs, tmp_path, other_model_dir):
     path = str(tmp_path / "qdrant")

@@ -209,9 +209,11 @@ async def test_mode_in_run_async(filled_store):
     assert [d.id for d in documents] == ["silk"]
 
 
-def test_qdrant_store_refuses_hybrid(make_qdrant_store, shop_docs):
+def test_run_time_mode_on_the_qdrant_store(make_qdrant_store, shop_docs):
     store = make_qdrant_store()
     store.write_documents(shop_docs)
-    with pytest.raises(ValueError, match="BM25"):
-        FGRColBERTRetriever(store, mode="hybrid").run(query="silk")
-    assert FGRColBERTRetriever(store, top_k=1).run(query="silk", mode="late")["documents"]
+    retriever = FGRColBERTRetriever(store, top_k=4)  # late interaction unless run() says otherwise
+    assert len(retriever.run(query="scarves")["documents"]) == 4
+    lexical = retriever.run(query="scarves", mode="lexical")["documents"]
+    assert [d.id for d in lexical] == ["silk"]  # only the document holding the word
+    assert retriever.run(query="scarves", mode="hybrid")["documents"][0].id == "silk"

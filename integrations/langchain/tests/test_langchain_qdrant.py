@@ -32,3 +32,13 @@ def test_langchain_retriever_on_qdrant_matches_the_in_memory_index():
     assert {d.id for d in on_qdrant.invoke("care", filter={"category": "care"})} == {"care", "silk"}
     on_qdrant.delete(["care"])
     assert [d.id for d in on_qdrant.get_by_ids(["silk", "care"])] == ["silk"]
+
+
+def test_hybrid_and_lexical_modes_on_qdrant():
+    model = tiny_model(evidence_unit="sentence", sentence_threshold=0.0)
+    r = FGRColBERTRetriever(retriever=FGRRetriever(model=model, index=QdrantIndex.for_model(model, location=":memory:")),
+                            k=3, mode="hybrid")
+    r.add_documents([*DOCS, Document(page_content="A cashmere stole.", id="stole", metadata={"sku": "MV-BRM-ST"})])
+    assert r.invoke("is MV-BRM-ST in stock")[0].id == "stole"  # an exact reference ranks first
+    assert [d.id for d in r.invoke("silk scarves", mode="lexical")] == ["silk"]  # BM25 alone: word matches only
+    assert {d.id for d in r.invoke("silk care", filter={"category": "care"})} <= {"care", "silk"}

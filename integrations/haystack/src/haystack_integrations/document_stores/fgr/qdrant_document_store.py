@@ -423,7 +423,7 @@ class FGRColBERTQdrantDocumentStore(FGRColBERTDocumentStore):
         flt = self._filter(filters, search=True)
         if flt is False:
             return []
-        # hybrid and lexical modes are refused by the core: QdrantIndex has no BM25 side
+        # hybrid and lexical: BM25 by Qdrant's text index beside the vectors (QdrantIndex)
         results = self._ready().search(query, k=top_k, filter=flt, threshold=threshold, mode=mode)
         return [
             _with_evidence(result, _from_payload(result.id, result.text, dict(result.metadata)),
