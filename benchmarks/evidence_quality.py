@@ -178,8 +178,10 @@ def chosen_counts(c: Counts, probs: np.ndarray, t: float, r: float) -> tuple[flo
 
 
 # ------------------------------------------------------------------ model scoring
-def score_model(model: FGRColBERT, sets: dict[str, list[Example]]) -> dict:
-    """Per set and example: raw unit scores per kind and word-level spans at the model's threshold."""
+def score_model(model: FGRColBERT, sets: dict[str, list[Example]], *, extra=None) -> dict:
+    """Per set and example: raw unit scores per kind and word-level spans at the model's threshold;
+    ``extra(model, query_encoding, text_encoding, example)`` adds its own entries to each row
+    (experiments that score units with more than the sentence score)."""
     out = {}
     for name, exs in sets.items():
         passages = list(dict.fromkeys(e.passage for e in exs))
@@ -194,7 +196,7 @@ def score_model(model: FGRColBERT, sets: dict[str, list[Example]]) -> dict:
             raw = {k: unit_scores(sims, enc.offsets.numpy(), e.units[k]) for k in UNIT_KINDS}
             probs = model.token_probabilities(q, enc.vectors, enc.relevance_vectors).numpy()
             offs, merged = combine_windows([(enc.offsets.numpy(), probs)])
-            rows.append({"raw": raw, "tokens": (offs, merged)})
+            rows.append({"raw": raw, "tokens": (offs, merged), **(extra(model, q, enc, e) if extra else {})})
         out[name] = rows
         print(f"  scored {name}: {len(exs)} pairs in {time.perf_counter() - t0:.0f} s", flush=True)
     return out
