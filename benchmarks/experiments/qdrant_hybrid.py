@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/experiments/qdrant_hybrid.py --out benchmarks/results/qdrant_hybrid.json
 
-``QdrantIndex`` ranks BM25 with Qdrant's own full-text index (``TextQuery``: default word
-tokeniser, no stemming, the lexical fields counted twice) where the local indexes use SQLite FTS5
-(Porter stemming, the fields as a column of weight 2). Does hybrid search keep its quality?
+``QdrantIndex`` ranks BM25 with Qdrant's own full-text index (``TextQuery`` over a field of
+Porter stems made by ``fgr_retriever.index.lexical.analyse``, the lexical fields written twice)
+where the local indexes use SQLite FTS5 (its Porter stemmer, the fields as a column of weight 2).
+Does hybrid search keep its quality?
 
 * HotpotQA dev-split questions over their 2,967 paragraphs (the set where hybrid gained most in
   ``benchmarks/hybrid_retrieval.py``), its report half (the default fusion was chosen on the
@@ -58,8 +59,8 @@ def qdrant_copy(source: FGRRetriever) -> FGRRetriever:
     return FGRRetriever(model=source.model, index=index)
 
 
-def stats(values: list[float], keep: np.ndarray) -> dict:
-    arr = np.asarray(values)[keep]
+def stats(values: list[float]) -> dict:
+    arr = np.asarray(values)
     return {"mean": round(float(arr.mean()), 4), "ci95": bootstrap(arr), "n": int(len(arr))}
 
 
@@ -85,15 +86,14 @@ def hotpot(model: FGRColBERT) -> dict:
                 "embedded", "late"]
         a, b = set(tops["embedded", "lexical"]), set(tops["qdrant", "lexical"])
         overlap.append(len(a & b) / max(1, min(len(a), len(b))))
-    keep = np.ones(len(qids), dtype=bool)
     out: dict = {"queries": len(qids), "half": "report", "passages": len(dataset.corpus), "metric": "ndcg@10",
                  "qdrant_late_check": late_check}
-    out.update({name: stats(v, keep) for name, v in scores.items()})
+    out.update({name: stats(v) for name, v in scores.items()})
     for a, b in (("qdrant hybrid", "embedded hybrid"), ("qdrant hybrid", "embedded late"),
                  ("qdrant lexical", "embedded lexical")):
         diff = np.asarray(scores[a]) - np.asarray(scores[b])
         out[f"{a} - {b}"] = {"mean": round(float(diff.mean()), 4), "ci95": bootstrap(diff)}
-    out["bm25 top-10 overlap (qdrant vs fts5)"] = stats(overlap, keep)
+    out["bm25 top-10 overlap (qdrant vs fts5)"] = stats(overlap)
     return out
 
 

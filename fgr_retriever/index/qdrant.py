@@ -72,6 +72,12 @@ _CHUNK = 1024  # documents per request when looking up or deleting by id
 _LEXICAL = "lexical"  # window 0's payload field under the BM25 text index
 
 
+def _lexical_fields(fields: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(fields, str) or not all(isinstance(f, str) and f for f in fields):
+        raise InvalidInputError("lexical_fields must be a list of metadata field names")
+    return tuple(fields)
+
+
 def require_qdrant():
     try:
         import qdrant_client
@@ -244,9 +250,7 @@ class QdrantIndex:
             raise InvalidInputError(f"candidates must be a positive int, got {candidates!r}")
         if sum(x is not None for x in (url, path, location, client)) != 1:
             raise InvalidInputError("give exactly one of url=, path=, location=':memory:' or client=")
-        if lexical_fields is not None and (isinstance(lexical_fields, str)
-                                           or not all(isinstance(f, str) and f for f in lexical_fields)):
-            raise InvalidInputError("lexical_fields must be a list of metadata field names")
+        asked = _lexical_fields(lexical_fields) if lexical_fields is not None else None
         self.dim = dim
         self.collection = collection
         self.model_fingerprint = model_fingerprint
@@ -258,12 +262,11 @@ class QdrantIndex:
         self.client = client if client is not None else qc.QdrantClient(
             url=url, api_key=api_key, path=path, location=location, timeout=timeout)
         self._muvera = _muvera(dim) if candidate == "muvera" else None
-        # None until known: the collection's own (recorded when BM25 was built) or, for a new
-        # collection, the caller's or the default
-        self.lexical_fields: tuple[str, ...] | None = tuple(lexical_fields) if lexical_fields is not None else None
         self._lexical_built = True
+        # settled by _open: an existing collection's own (recorded when BM25 was built), else these
+        self.lexical_fields: tuple[str, ...] = asked if asked is not None else DEFAULT_LEXICAL_FIELDS
         self._open(on_disk=on_disk, shard_number=shard_number, replication_factor=replication_factor,
-                   quantization=quantization)
+                   quantization=quantization, asked=asked)
         for name, schema in (index_fields or {}).items():
             self.create_payload_index(name, schema)
 
@@ -291,11 +294,12 @@ class QdrantIndex:
             time.sleep(min(8.0, 0.5 * 2 ** attempt))
         raise AssertionError("unreachable")
 
-    def _open(self, *, on_disk: bool, shard_number, replication_factor, quantization) -> None:
+    def _open(self, *, on_disk: bool, shard_number, replication_factor, quantization,
+              asked: tuple[str, ...] | None) -> None:
         from qdrant_client import models
 
         if self._call(self.client.collection_exists, self.collection):
-            self._validate()
+            self._validate(asked)
             return
         vectors = {"tokens": models.VectorParams(
             size=self.dim, distance=models.Distance.DOT, on_disk=on_disk,
@@ -304,8 +308,6 @@ class QdrantIndex:
         if self.candidate is not None:
             size = self._muvera.embedding_size if self._muvera is not None else self.dim
             vectors["candidate"] = models.VectorParams(size=size, distance=models.Distance.DOT, on_disk=on_disk)
-        if self.lexical_fields is None:
-            self.lexical_fields = DEFAULT_LEXICAL_FIELDS
         metadata = {"fgr_dim": self.dim, "fgr_candidate": self.candidate or "none",
                     "fgr_model_fingerprint": self.model_fingerprint, "fgr_layout": 1,
                     "fgr_lexical_fields": list(self.lexical_fields)}
@@ -316,7 +318,7 @@ class QdrantIndex:
         self.create_payload_index("window", "integer", metadata_field=False)
         self._create_lexical_index()
 
-    def _validate(self) -> None:
+    def _validate(self, asked: tuple[str, ...] | None) -> None:
         info = self._call(self.client.get_collection, self.collection)
         meta = dict(getattr(info.config, "metadata", None) or {})
         if meta.get("fgr_layout") != 1:
@@ -338,11 +340,10 @@ class QdrantIndex:
         fields = meta.get("fgr_lexical_fields")
         if fields is None:  # created before hybrid search: BM25 waits for build_lexical()
             self._lexical_built = False
-            self.lexical_fields = self.lexical_fields or DEFAULT_LEXICAL_FIELDS
             return
-        if self.lexical_fields is not None and tuple(fields) != self.lexical_fields:
+        if asked is not None and tuple(fields) != asked:
             raise InvalidInputError(f"collection {self.collection!r} indexes the fields {fields} for BM25, not "
-                                    f"{list(self.lexical_fields)}; open it without lexical_fields, or re-index them "
+                                    f"{list(asked)}; open it without lexical_fields, or re-index them "
                                     "with build_lexical(lexical_fields=...)")
         self.lexical_fields = tuple(fields)
 
@@ -377,7 +378,7 @@ class QdrantIndex:
         table makes them: accents removed, Porter stems), then those of its lexical fields twice,
         so they weigh double as there (a column weight in FTS5; one field here, so through their
         term frequency)."""
-        body, fields = lexical_values(text, metadata, self.lexical_fields or DEFAULT_LEXICAL_FIELDS)
+        body, fields = lexical_values(text, metadata, self.lexical_fields)
         body, fields = " ".join(analyse(body)), " ".join(analyse(fields))
         return "\n".join(p for p in (body, fields, fields) if p)
 
@@ -571,21 +572,14 @@ class QdrantIndex:
         """Give a collection its BM25 side from the stored texts and metadata (no re-encoding):
         for a collection created before hybrid search, or to index other ``lexical_fields``.
         Returns how many documents were indexed. Run it while nothing else writes."""
-        from qdrant_client import models
-
         if lexical_fields is not None:
-            if isinstance(lexical_fields, str) or not all(isinstance(f, str) and f for f in lexical_fields):
-                raise InvalidInputError("lexical_fields must be a list of metadata field names")
-            self.lexical_fields = tuple(lexical_fields)
+            self.lexical_fields = _lexical_fields(lexical_fields)
         self._create_lexical_index()
         done = 0
         bar = tqdm(total=self.count(), desc="Indexing BM25", unit="doc", disable=not self.show_progress_bar)
         heads = self._scroll(self._documents_filter(), with_payload=["text", "metadata"])
         while batch := [p for _, p in zip(range(self.batch_size * 4), heads)]:
-            ops = [models.SetPayloadOperation(set_payload=models.SetPayload(
-                payload={_LEXICAL: self._lexical_text(p.payload.get("text") or "", p.payload.get("metadata") or {})},
-                points=[p.id])) for p in batch]
-            self._call(self.client.batch_update_points, self.collection, update_operations=ops, wait=True)
+            self._write_lexical(batch)
             done += len(batch)
             bar.update(len(batch))
         bar.close()
@@ -704,21 +698,26 @@ class QdrantIndex:
                 self._call(self.client.set_payload, self.collection, payload={"metadata": whole},
                            points=models.FilterSelector(filter=self._doc_filter([head.payload["doc_id"]])),
                            wait=True)
-        if self._lexical_built and set(metadata) & set(self.lexical_fields or ()):
+        if self._lexical_built and set(metadata) & set(self.lexical_fields):
             self._refresh_lexical(ids)  # a reference or title changed: so does what BM25 reads
 
     def _refresh_lexical(self, ids: Sequence[str]) -> None:
         """Rewrite window 0's ``lexical`` field of ``ids`` from their stored text and metadata."""
+        for b in range(0, len(ids), _CHUNK):
+            self._write_lexical(self._call(self.client.retrieve, self.collection,
+                                           [point_id(i, 0) for i in ids[b: b + _CHUNK]],
+                                           with_payload=["text", "metadata"]))
+
+    def _write_lexical(self, heads: Sequence[Any]) -> None:
+        """Set the ``lexical`` field of window-0 points (read with their ``text`` and ``metadata``)
+        in one request."""
         from qdrant_client import models
 
-        for b in range(0, len(ids), _CHUNK):
-            heads = self._call(self.client.retrieve, self.collection, [point_id(i, 0) for i in ids[b: b + _CHUNK]],
-                               with_payload=["text", "metadata"])
-            ops = [models.SetPayloadOperation(set_payload=models.SetPayload(
-                payload={_LEXICAL: self._lexical_text(h.payload.get("text") or "", h.payload.get("metadata") or {})},
-                points=[h.id])) for h in heads]
-            if ops:
-                self._call(self.client.batch_update_points, self.collection, update_operations=ops, wait=True)
+        ops = [models.SetPayloadOperation(set_payload=models.SetPayload(
+            payload={_LEXICAL: self._lexical_text(h.payload.get("text") or "", h.payload.get("metadata") or {})},
+            points=[h.id])) for h in heads]
+        if ops:
+            self._call(self.client.batch_update_points, self.collection, update_operations=ops, wait=True)
 
     def delete_where(self, filter: Mapping[str, Any] | QdrantFilter) -> int:
         """Delete every document whose metadata matches ``filter``; returns how many."""
@@ -730,7 +729,7 @@ class QdrantIndex:
         """A portable copy (the embedded index's files), read back from the collection."""
         from .embedded import EmbeddedIndex
 
-        copy = EmbeddedIndex(dim=self.dim, dtype="float32", lexical_fields=self.lexical_fields or DEFAULT_LEXICAL_FIELDS)
+        copy = EmbeddedIndex(dim=self.dim, dtype="float32", lexical_fields=self.lexical_fields)
         ids = self.ids()
         for b in range(0, len(ids), 256):
             stored = self._stored(ids[b: b + 256])
